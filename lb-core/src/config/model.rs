@@ -1,0 +1,262 @@
+//! The validated configuration model. Every field's default is documented here and in
+//! `conf/REFERENCE.md`; [`super::parse`] is the only way to build one from text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Worker threads, one per core. Default: the number of cores available.
+    pub workers: usize,
+    /// Which IO backend the workers run. Default: `auto`.
+    pub io_backend: IoBackendChoice,
+    /// How long SIGTERM waits for in-flight requests and connections. Default: 30s.
+    pub drain_timeout: Duration,
+    /// The admin listener. Default: `127.0.0.1:9901`.
+    pub admin: AdminConfig,
+    /// The access log. Default: JSON lines to stdout.
+    pub access_log: AccessLogConfig,
+    /// Listeners, in file order.
+    pub listeners: Vec<ListenerConfig>,
+    /// Clusters, in file order.
+    pub clusters: Vec<ClusterConfig>,
+}
+
+/// `io_backend`: which runtime a worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoBackendChoice {
+    /// io_uring when it can be set up, epoll otherwise (logged).
+    Auto,
+    /// io_uring or fail at start.
+    Uring,
+    /// Plain tokio (epoll) always.
+    Epoll,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Where the admin HTTP interface listens. Default `127.0.0.1:9901`.
+    pub bind: SocketAddr,
+}
+
+/// `[access_log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    /// Where lines go.
+    pub target: AccessLogTarget,
+    /// `json` (default) or `text`.
+    pub format: AccessLogFormat,
+    /// Lines queued for the writer before new lines are dropped (and counted). Default 65536.
+    pub buffer_lines: usize,
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// No access log (`path = "off"`).
+    Off,
+    /// Standard output (`path = "-"`, the default).
+    Stdout,
+    /// Appended to a file.
+    File(PathBuf),
+}
+
+/// Access log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Space-separated fields, like a combined log.
+    Text,
+}
+
+/// `[[listeners]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    /// Unique name; used in metrics and logs.
+    pub name: String,
+    /// One or more bind addresses (IPv4 and IPv6).
+    pub bind: Vec<SocketAddr>,
+    /// What the listener speaks.
+    pub kind: ListenerKind,
+    /// Connections held at once per worker before new ones are refused. Default 100000.
+    pub max_connections: usize,
+    /// Time allowed for a client to send a full request head. Default 10s.
+    pub header_read_timeout: Duration,
+    /// A connection with no traffic and no request in flight is closed after this. Default 60s.
+    pub idle_timeout: Duration,
+    /// Largest request head accepted (HTTP); larger gets 431. Default 65536, minimum 8192.
+    pub max_request_header_bytes: usize,
+}
+
+/// A listener's protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerKind {
+    /// HTTP/1.1 with ordered routes.
+    Http {
+        /// Routes, first match wins.
+        routes: Vec<RouteConfig>,
+    },
+    /// L4 TCP forwarding to one cluster.
+    Tcp {
+        /// The cluster's name.
+        cluster: String,
+    },
+}
+
+/// `[[listeners.routes]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Name used in metrics. Default `<listener>/<index>`.
+    pub name: String,
+    /// Host match; `None` matches every host.
+    pub host: Option<HostMatch>,
+    /// Path match. Default: every path.
+    pub path: PathMatch,
+    /// Cluster name.
+    pub cluster: String,
+}
+
+/// How a route matches the request host (port ignored, case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// `api.example.com`.
+    Exact(String),
+    /// `*.example.com`: stored as `.example.com`; matches one or more labels before it.
+    Suffix(String),
+}
+
+/// How a route matches the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Every path.
+    Any,
+    /// `path = "/exact"`.
+    Exact(String),
+    /// `path_prefix = "/api/"`.
+    Prefix(String),
+}
+
+/// `[[clusters]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// Unique name.
+    pub name: String,
+    /// Endpoints with weights.
+    pub endpoints: Vec<EndpointConfig>,
+    /// Balancing policy. Default `round_robin`.
+    pub policy: Policy,
+    /// Key for `ring_hash` and `maglev`. Default `source_ip`.
+    pub hash_on: HashOn,
+    /// Upstream TCP connect timeout. Default 2s.
+    pub connect_timeout: Duration,
+    /// Time from request sent to response head received; past it the client gets 504. Default 30s.
+    pub request_timeout: Duration,
+    /// Extra attempts on other endpoints when a connection could not be made. Default 2.
+    pub retries: u32,
+    /// Idle keep-alive connections kept per endpoint per worker. Default 64.
+    pub pool_size: usize,
+    /// Idle upstream connections are closed after this. Default 60s.
+    pub pool_idle_timeout: Duration,
+    /// Active health check; `None` when the table is absent.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Passive ejection.
+    pub outlier: OutlierConfig,
+}
+
+/// An endpoint of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EndpointConfig {
+    /// Address (`ip:port`; host names are resolved once when the config is loaded).
+    pub address: SocketAddr,
+    /// Relative weight, 1..=10000. Default 1.
+    pub weight: u32,
+}
+
+/// Balancing policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Smooth weighted round robin (nginx's algorithm).
+    RoundRobin,
+    /// Power of two random choices on in-flight requests (weighted).
+    LeastRequest,
+    /// Consistent hashing on a ring (ketama-like), keyed by `hash_on`.
+    RingHash,
+    /// Maglev table, keyed by `hash_on`.
+    Maglev,
+    /// Weighted random.
+    Random,
+}
+
+/// What `ring_hash` and `maglev` hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashOn {
+    /// The client's IP address.
+    SourceIp,
+    /// A request header (lowercased name); `header:x-user`.
+    Header(String),
+    /// A cookie; `cookie:session`.
+    Cookie(String),
+}
+
+/// `[clusters.health_check]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// HTTP or TCP.
+    pub kind: HealthCheckKind,
+    /// Time between checks. Default 5s.
+    pub interval: Duration,
+    /// Time a check may take. Default 2s.
+    pub timeout: Duration,
+    /// Consecutive passes that bring an endpoint back. Default 2.
+    pub rise: u32,
+    /// Consecutive failures that take it out. Default 3.
+    pub fall: u32,
+}
+
+/// What an active check does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheckKind {
+    /// `GET path`, pass on the expected status.
+    Http {
+        /// Path requested. Default `/`.
+        path: String,
+        /// Expected status. Default 200.
+        expected_status: u16,
+        /// Host header sent. Default: the endpoint address.
+        host: Option<String>,
+    },
+    /// A TCP connect.
+    Tcp,
+}
+
+/// `[clusters.outlier]`: passive ejection, kept per worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierConfig {
+    /// Consecutive connect failures or 5xx responses that eject an endpoint; 0 turns it off. Default 5.
+    pub consecutive_failures: u32,
+    /// First ejection lasts this long; each further one doubles it. Default 10s.
+    pub base_ejection: Duration,
+    /// Longest ejection. Default 300s.
+    pub max_ejection: Duration,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Config {
+    /// Finds a cluster's index by name.
+    pub fn cluster_index(&self, name: &str) -> Option<usize> {
+        self.clusters.iter().position(|c| c.name == name)
+    }
+}
