@@ -1,1 +1,81 @@
-fn main() {}
+//! # lbd
+//!
+//! An L4/L7 load balancer with per-core, share-nothing workers.
+//!
+//! ```text
+//! main thread (daemon.rs)                         worker threads (worker.rs), one per core
+//!   config load/validate (lb-core)   ──Apply──▶     own runtime (io_uring or epoll), pinned
+//!   admin API (admin.rs)             ──Stats──▶     own SO_REUSEPORT sockets, pools, metrics
+//!   health checks (health.rs)        ──Health─▶     lb-tcp: accept → HTTP proxy / L4 forward
+//!   signals: HUP reload, TERM drain  ──Drain──▶
+//!   access log writer thread  ◀── bounded queue ──  (records dropped and counted when full)
+//! ```
+#![forbid(unsafe_code)]
+
+mod access_log;
+mod admin;
+mod daemon;
+mod demo;
+mod health;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lbd", version, about = "lbd: an L4/L7 load balancer with per-core share-nothing workers")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the balancer with a config file.
+    Run {
+        /// The TOML config (see conf/REFERENCE.md).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config: exit 0, or print every error as FILE:LINE:COL: reason and exit 1.
+    Check {
+        /// The TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run two demo origins and the balancer in front of them (HTTP :8080, admin :9901).
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LBD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.cmd {
+        Cmd::Run { config } => daemon::run(daemon::ConfigSource::File(config), |_| {}),
+        Cmd::Check { config } => match lb_core::config::load(&config) {
+            Ok((cfg, _)) => {
+                println!(
+                    "{}: ok ({} listeners, {} clusters, {} workers)",
+                    config.display(),
+                    cfg.listeners.len(),
+                    cfg.clusters.len(),
+                    cfg.workers
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Demo => demo::run(),
+    }
+}

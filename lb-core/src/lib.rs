@@ -15,6 +15,7 @@
 //!  health checker ──health::ActiveHealth::record──▶ ClusterState::set_health in each worker
 //! ```
 //!
+//! - [`access_log`]: access log records and their line formats.
 //! - [`config`]: the TOML model, validated with every error's line and column.
 //! - [`router`]: ordered host/path routes.
 //! - [`balancer`]: round robin, least request, ring hash, maglev, random.
@@ -25,6 +26,7 @@
 //! - [`runtime`]: the per-worker runtime (io_uring or epoll) and core pinning.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod balancer;
 pub mod cluster;
 pub mod config;

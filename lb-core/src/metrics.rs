@@ -85,7 +85,10 @@ pub struct WorkerStats {
 /// from earlier snapshots so counters never go back on reload.
 #[derive(Debug)]
 pub struct Registry {
+    generation: u64,
     names: Vec<SlotNames>,
+    /// Slot names of recent earlier snapshots, for requests that straddle a reload.
+    previous: Vec<(u64, Vec<SlotNames>)>,
     requests: Vec<[u64; 5]>,
     tcp: Vec<u64>,
     retired_requests: BTreeMap<SlotNames, [u64; 5]>,
@@ -104,7 +107,9 @@ impl Registry {
     /// A registry laid out for `snap`.
     pub fn new(snap: &Snapshot) -> Self {
         let mut r = Self {
+            generation: snap.generation,
             names: Vec::new(),
+            previous: Vec::new(),
             requests: Vec::new(),
             tcp: Vec::new(),
             retired_requests: BTreeMap::new(),
@@ -125,16 +130,33 @@ impl Registry {
             }
             *self.retired_tcp.entry(name.clone()).or_default() += self.tcp[i];
         }
-        self.names = snap.slots.clone();
+        let old = std::mem::replace(&mut self.names, snap.slots.clone());
+        self.previous.push((self.generation, old));
+        if self.previous.len() > 8 {
+            self.previous.remove(0);
+        }
+        self.generation = snap.generation;
         self.requests = vec![[0; 5]; self.names.len()];
         self.tcp = vec![0; self.names.len()];
     }
 
-    /// Counts a response.
-    pub fn record_request(&mut self, slot: usize, status: u16, latency: Duration) {
+    /// The names of `slot` in snapshot `generation`.
+    pub fn slot_names(&self, generation: u64, slot: usize) -> Option<SlotNames> {
+        if generation == self.generation {
+            return self.names.get(slot).cloned();
+        }
+        self.previous.iter().find(|(g, _)| *g == generation).and_then(|(_, n)| n.get(slot).cloned())
+    }
+
+    /// Counts a response to a request routed under snapshot `generation`.
+    pub fn record_request(&mut self, generation: u64, slot: usize, status: u16, latency: Duration) {
         let class = (usize::from(status / 100)).clamp(1, 5) - 1;
-        if let Some(s) = self.requests.get_mut(slot) {
-            s[class] += 1;
+        if generation == self.generation {
+            if let Some(s) = self.requests.get_mut(slot) {
+                s[class] += 1;
+            }
+        } else if let Some(names) = self.slot_names(generation, slot) {
+            self.retired_requests.entry(names).or_default()[class] += 1;
         }
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
         self.latency.saturating_record(us);

@@ -1,1 +1,29 @@
-//! placeholder
+//! # lb-tcp: lbd's TCP data plane
+//!
+//! A worker owns one [`ctx::WorkerCtx`] and, per listener address, one `SO_REUSEPORT` socket
+//! ([`listener`]) served by [`accept::accept_loop`]. Each accepted connection becomes a local
+//! task:
+//!
+//! ```text
+//! accept_loop ─┬─ http listener ─▶ http::server::serve_http (hyper HTTP/1.1 server)
+//!              │                     └─ per request: http::proxy::handle
+//!              │                          route (lb-core router) → pick (lb-core cluster state)
+//!              │                          → pool::Pool or new upstream conn → response streamed
+//!              │                            back in http::body::ProxyBody, which returns the
+//!              │                            upstream connection to the pool at end of body
+//!              └─ tcp listener ──▶ l4::serve_tcp (io_uring owned buffers, or tokio copy)
+//! ```
+//!
+//! Idle timeouts use [`activity`] (a counter bumped by IO, checked by a watchdog), drain and
+//! listener removal use `tokio::sync::watch` signals local to the worker. Active health probes
+//! are in [`health_probe`]; decisions live in `lb-core`.
+#![deny(unsafe_code)]
+
+pub mod accept;
+pub mod activity;
+pub mod ctx;
+pub mod health_probe;
+pub mod http;
+pub mod l4;
+pub mod listener;
+pub mod pool;

@@ -203,7 +203,7 @@ pub enum HashOn {
 }
 
 /// `[clusters.health_check]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HealthCheckConfig {
     /// HTTP or TCP.
     pub kind: HealthCheckKind,
@@ -218,7 +218,7 @@ pub struct HealthCheckConfig {
 }
 
 /// What an active check does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HealthCheckKind {
     /// `GET path`, pass on the expected status.
     Http {

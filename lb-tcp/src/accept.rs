@@ -1,0 +1,147 @@
+//! A worker's accept loop for one listening socket: enforces `max_connections`, spawns the
+//! connection's task (HTTP or L4), and stops on worker drain or when a reload removes it.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use lb_core::config::{ListenerConfig, ListenerKind};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::ctx::WorkerCtx;
+
+/// Per-connection limits of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// See `ListenerConfig`.
+    pub max_connections: usize,
+    /// See `ListenerConfig`.
+    pub header_read_timeout: Duration,
+    /// See `ListenerConfig`.
+    pub idle_timeout: Duration,
+    /// See `ListenerConfig`.
+    pub max_request_header_bytes: usize,
+}
+
+impl Limits {
+    fn of(cfg: &ListenerConfig) -> Self {
+        Self {
+            max_connections: cfg.max_connections,
+            header_read_timeout: cfg.header_read_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_request_header_bytes: cfg.max_request_header_bytes,
+        }
+    }
+}
+
+/// One listener as a worker runs it (shared by all its bind addresses on this worker).
+#[derive(Debug)]
+pub struct ListenerHandle {
+    /// Listener name.
+    pub name: Rc<str>,
+    tcp: Cell<bool>,
+    limits: Cell<Limits>,
+    active: Cell<usize>,
+    drain: watch::Sender<bool>,
+}
+
+impl ListenerHandle {
+    /// A handle for `cfg`.
+    pub fn new(cfg: &ListenerConfig) -> Rc<Self> {
+        let (drain, _) = watch::channel(false);
+        Rc::new(Self {
+            name: cfg.name.as_str().into(),
+            tcp: Cell::new(matches!(cfg.kind, ListenerKind::Tcp { .. })),
+            limits: Cell::new(Limits::of(cfg)),
+            active: Cell::new(0),
+            drain,
+        })
+    }
+
+    /// Takes a reloaded config for the same listener.
+    pub fn update(&self, cfg: &ListenerConfig) {
+        self.limits.set(Limits::of(cfg));
+        self.tcp.set(matches!(cfg.kind, ListenerKind::Tcp { .. }));
+    }
+
+    /// Current limits.
+    pub fn limits(&self) -> Limits {
+        self.limits.get()
+    }
+
+    /// Stops accepting and closes its idle connections (reload removed it).
+    pub fn remove(&self) {
+        self.drain.send_replace(true);
+    }
+
+    /// Subscribes to removal.
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
+    }
+
+    /// Whether it was removed.
+    pub fn is_draining(&self) -> bool {
+        *self.drain.borrow()
+    }
+}
+
+/// Decrements the connection gauges when a connection task ends, however it ends.
+struct ConnGuard {
+    ctx: Rc<WorkerCtx>,
+    listener: Rc<ListenerHandle>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.listener.active.set(self.listener.active.get().saturating_sub(1));
+        self.ctx.state.borrow_mut().metrics.counters.downstream_active -= 1;
+    }
+}
+
+/// Accepts on `socket` until the worker drains or the listener is removed; the socket closes
+/// when this returns. Established connections carry on.
+pub async fn accept_loop(ctx: Rc<WorkerCtx>, socket: TcpListener, listener: Rc<ListenerHandle>) {
+    let mut worker_drain = ctx.drain_signal();
+    let mut listener_drain = listener.drain_signal();
+    if ctx.is_draining() || listener.is_draining() {
+        return;
+    }
+    loop {
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            r = socket.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE/ENFILE/ECONNABORTED: back off briefly rather than spin.
+                    tracing::warn!(listener = %listener.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = worker_drain.changed() => return,
+            _ = listener_drain.changed() => return,
+        };
+        {
+            let mut st = ctx.state.borrow_mut();
+            if listener.active.get() >= listener.limits().max_connections {
+                st.metrics.counters.downstream_refused += 1;
+                continue;
+            }
+            st.metrics.counters.downstream_active += 1;
+            st.metrics.counters.downstream_total += 1;
+        }
+        listener.active.set(listener.active.get() + 1);
+        let guard = ConnGuard { ctx: ctx.clone(), listener: listener.clone() };
+        let (ctx, listener) = (ctx.clone(), listener.clone());
+        tokio::task::spawn_local(async move {
+            let _guard = guard;
+            if listener.tcp.get() {
+                crate::l4::serve_tcp(ctx, stream, peer, listener).await;
+            } else {
+                let _ = stream.set_nodelay(true);
+                crate::http::server::serve_http(ctx, stream, peer, listener).await;
+            }
+        });
+    }
+}

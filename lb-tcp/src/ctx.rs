@@ -1,0 +1,192 @@
+//! A worker's state, owned by its thread: the running snapshot, each cluster's balancer, health
+//! and pool, the metrics registry, and the random source. `Rc`/`RefCell`, never `Arc`/`Mutex`:
+//! nothing here is touched by another thread. Borrows are never held across an `.await`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use lb_core::access_log::AccessRecord;
+use lb_core::cluster::ClusterState;
+use lb_core::config::ClusterConfig;
+use lb_core::metrics::{ClusterStat, EndpointStat, Registry, WorkerStats};
+use lb_core::runtime::IoBackend;
+use lb_core::snapshot::Snapshot;
+use tokio::sync::watch;
+
+use crate::pool::Pool;
+
+/// One cluster as a worker runs it.
+#[derive(Debug)]
+pub struct ClusterRt {
+    /// Its config.
+    pub cfg: ClusterConfig,
+    /// Balancer, health, ejection, in-flight counts.
+    pub state: RefCell<ClusterState>,
+    /// Idle upstream connections per endpoint.
+    pub pool: RefCell<Pool>,
+}
+
+impl ClusterRt {
+    fn new(cfg: &ClusterConfig) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            state: RefCell::new(ClusterState::new(cfg)),
+            pool: RefCell::new(Pool::new(cfg.endpoints.len(), cfg.pool_size, cfg.pool_idle_timeout)),
+        }
+    }
+
+    /// An endpoint's address.
+    pub fn address(&self, i: usize) -> SocketAddr {
+        self.cfg.endpoints[i].address
+    }
+}
+
+/// Mutable per-worker state.
+#[derive(Debug)]
+pub struct WorkerState {
+    /// The running config.
+    pub snapshot: Arc<Snapshot>,
+    /// Aligned with `snapshot.config.clusters`.
+    pub clusters: Vec<Rc<ClusterRt>>,
+    /// Counters and histograms.
+    pub metrics: Registry,
+    /// This worker's random source.
+    pub rng: fastrand::Rng,
+    request_seq: u64,
+}
+
+/// Everything a worker's tasks share.
+#[derive(Debug)]
+pub struct WorkerCtx {
+    /// Worker index.
+    pub id: usize,
+    /// The runtime this worker got.
+    pub backend: IoBackend,
+    /// Mutable state.
+    pub state: RefCell<WorkerState>,
+    access_log: Option<crossbeam_channel::Sender<AccessRecord>>,
+    drain: watch::Sender<bool>,
+}
+
+impl WorkerCtx {
+    /// A worker's context for the first snapshot.
+    pub fn new(
+        id: usize,
+        backend: IoBackend,
+        snapshot: Arc<Snapshot>,
+        access_log: Option<crossbeam_channel::Sender<AccessRecord>>,
+    ) -> Rc<Self> {
+        let clusters = snapshot.config.clusters.iter().map(|c| Rc::new(ClusterRt::new(c))).collect();
+        let metrics = Registry::new(&snapshot);
+        let rng = fastrand::Rng::with_seed(fastrand::u64(..) ^ (id as u64).rotate_left(32));
+        let (drain, _) = watch::channel(false);
+        Rc::new(Self {
+            id,
+            backend,
+            state: RefCell::new(WorkerState { snapshot, clusters, metrics, rng, request_seq: 0 }),
+            access_log,
+            drain,
+        })
+    }
+
+    /// Switches to a new snapshot. Clusters whose config is unchanged keep their state and
+    /// pools; changed ones start fresh (in-flight requests keep the old ones alive).
+    pub fn apply_snapshot(&self, snapshot: Arc<Snapshot>) {
+        let mut st = self.state.borrow_mut();
+        let mut old: HashMap<String, Rc<ClusterRt>> =
+            st.clusters.drain(..).map(|c| (c.cfg.name.clone(), c)).collect();
+        st.clusters = snapshot
+            .config
+            .clusters
+            .iter()
+            .map(|c| match old.remove(&c.name) {
+                Some(rt) if rt.cfg == *c => rt,
+                _ => Rc::new(ClusterRt::new(c)),
+            })
+            .collect();
+        st.metrics.rebind(&snapshot);
+        st.snapshot = snapshot;
+    }
+
+    /// Applies an active health result.
+    pub fn apply_health(&self, cluster: &str, address: SocketAddr, healthy: bool) {
+        let st = self.state.borrow();
+        let now = Instant::now();
+        for c in st.clusters.iter().filter(|c| c.cfg.name == cluster) {
+            c.state.borrow_mut().set_health(address, healthy, now);
+        }
+    }
+
+    /// Closes expired idle upstream connections.
+    pub fn sweep_pools(&self) {
+        let now = Instant::now();
+        for c in &self.state.borrow().clusters {
+            c.pool.borrow_mut().sweep(now);
+        }
+    }
+
+    /// A request id: worker, sequence and randomness, 32 hex digits.
+    pub fn next_request_id(&self) -> String {
+        let mut st = self.state.borrow_mut();
+        st.request_seq += 1;
+        let r = st.rng.u64(..);
+        format!("{:04x}{:012x}{:016x}", self.id & 0xffff, st.request_seq & 0xffff_ffff_ffff, r)
+    }
+
+    /// Whether access log records are wanted (so callers skip gathering them otherwise).
+    pub fn logs(&self) -> bool {
+        self.access_log.is_some()
+    }
+
+    /// Queues an access log record; drops and counts it when the writer is behind.
+    pub fn log(&self, rec: impl FnOnce() -> AccessRecord) {
+        if let Some(tx) = &self.access_log {
+            if tx.try_send(rec()).is_err() {
+                self.state.borrow_mut().metrics.counters.access_log_dropped += 1;
+            }
+        }
+    }
+
+    /// Subscribes to the worker-wide drain signal.
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
+    }
+
+    /// Tells every connection of this worker to finish what it is doing and close.
+    pub fn start_drain(&self) {
+        self.drain.send_replace(true);
+    }
+
+    /// Whether the worker is draining.
+    pub fn is_draining(&self) -> bool {
+        *self.drain.borrow()
+    }
+
+    /// Stats for the admin.
+    pub fn stats(&self) -> WorkerStats {
+        let st = self.state.borrow();
+        let now = Instant::now();
+        let mut clusters = BTreeMap::new();
+        let mut endpoints = Vec::new();
+        for c in &st.clusters {
+            let mut s = c.state.borrow_mut();
+            clusters.insert(
+                c.cfg.name.clone(),
+                ClusterStat { failing_open: s.is_failing_open(now), fail_open_picks: s.fail_open_picks, ejections: s.ejections },
+            );
+            for (i, e) in s.endpoints().iter().enumerate() {
+                endpoints.push(EndpointStat {
+                    cluster: c.cfg.name.clone(),
+                    address: e.address.to_string(),
+                    ejected: s.is_ejected(i, now),
+                    active: e.active,
+                });
+            }
+        }
+        st.metrics.stats(self.id, self.backend.as_str(), clusters, endpoints)
+    }
+}

@@ -1,0 +1,151 @@
+//! The response body lbd sends: an upstream body streamed frame by frame, or a short body of
+//! its own. When an upstream body ends cleanly its connection goes back to the pool; when it is
+//! dropped early the connection is closed. Either way the endpoint's in-flight count drops.
+
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use lb_core::health::Outcome;
+
+use crate::activity::Activity;
+use crate::ctx::ClusterRt;
+use crate::pool::Sender;
+
+/// What to do when an upstream body ends.
+#[derive(Debug)]
+pub(crate) struct Release {
+    pub(crate) cluster: Rc<ClusterRt>,
+    pub(crate) endpoint: usize,
+    /// `None` for upgraded connections, which never return to the pool.
+    pub(crate) sender: Option<Sender>,
+    pub(crate) outcome: Outcome,
+}
+
+impl Release {
+    fn finish(mut self, clean: bool) {
+        let now = Instant::now();
+        self.cluster.state.borrow_mut().end_request(self.endpoint, self.outcome, now);
+        if let (true, Some(sender)) = (clean, self.sender.take()) {
+            self.cluster.pool.borrow_mut().put(self.endpoint, sender, now);
+        }
+    }
+}
+
+/// Marks a request in flight on its client connection until the response body is gone, so the
+/// idle watchdog never closes a connection that is still streaming.
+#[derive(Debug)]
+pub(crate) struct InFlight(Rc<Activity>);
+
+impl InFlight {
+    pub(crate) fn new(activity: Rc<Activity>) -> Self {
+        activity.begin();
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// A response body.
+#[derive(Debug)]
+pub struct ProxyBody {
+    kind: Kind,
+    in_flight: Option<InFlight>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// Streamed from a backend.
+    Upstream {
+        /// The backend's body.
+        inner: Incoming,
+        /// Released at the end.
+        release: Option<Release>,
+    },
+    /// A body lbd made (errors); `None` once sent.
+    Full(Option<Bytes>),
+}
+
+impl ProxyBody {
+    /// A short body of lbd's own.
+    pub fn text(s: impl Into<Bytes>) -> Self {
+        Self { kind: Kind::Full(Some(s.into())), in_flight: None }
+    }
+
+    pub(crate) fn upstream(inner: Incoming, release: Release) -> Self {
+        Self { kind: Kind::Upstream { inner, release: Some(release) }, in_flight: None }
+    }
+
+    pub(crate) fn set_in_flight(&mut self, guard: InFlight) {
+        self.in_flight = Some(guard);
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut self.get_mut().kind {
+            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Upstream { inner, release } => {
+                let r = Pin::new(&mut *inner).poll_frame(cx);
+                match &r {
+                    Poll::Ready(None) => {
+                        if let Some(rel) = release.take() {
+                            rel.finish(true);
+                        }
+                    }
+                    Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => {
+                        if let Some(rel) = release.take() {
+                            rel.finish(true);
+                        }
+                    }
+                    Poll::Ready(Some(Err(_))) => {
+                        if let Some(mut rel) = release.take() {
+                            rel.outcome = Outcome::ConnectFailure;
+                            rel.finish(false);
+                        }
+                    }
+                    _ => {}
+                }
+                r
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(b) => b.is_none(),
+            Kind::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        if let Kind::Upstream { inner, release } = &mut self.kind {
+            if let Some(rel) = release.take() {
+                // A body that was complete when dropped (e.g. HEAD, 204) leaves a reusable connection.
+                let clean = inner.is_end_stream();
+                rel.finish(clean);
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Why a request could not be proxied, which side failed, and what the client gets.
+
+use std::fmt;
+
+use hyper::StatusCode;
+
+/// Which side failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client or its request.
+    Downstream,
+    /// A backend.
+    Upstream,
+    /// lbd's own config or state.
+    Internal,
+}
+
+/// A proxying failure.
+#[derive(Debug)]
+pub enum ProxyError {
+    /// No route matched the request.
+    NoRoute,
+    /// The listener went away with a reload.
+    ListenerGone,
+    /// The cluster has no endpoint to pick.
+    NoEndpoint,
+    /// Connecting to the endpoint failed (refused, unreachable, reset).
+    Connect(std::io::Error),
+    /// Connecting took longer than `connect_timeout`.
+    ConnectTimeout,
+    /// The upstream connection broke after the request was sent.
+    Upstream(hyper::Error),
+    /// No response head within `request_timeout`.
+    UpstreamTimeout,
+}
+
+impl ProxyError {
+    /// The status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::ListenerGone | Self::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::ConnectTimeout | Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Whether another endpoint may be tried: only when the request was never sent.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Connect(_) | Self::ConnectTimeout)
+    }
+
+    /// Which side failed.
+    pub fn side(&self) -> Side {
+        match self {
+            Self::NoRoute => Side::Downstream,
+            Self::ListenerGone | Self::NoEndpoint => Side::Internal,
+            _ => Side::Upstream,
+        }
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoRoute => f.write_str("no route matches this request"),
+            Self::ListenerGone => f.write_str("listener removed by reload"),
+            Self::NoEndpoint => f.write_str("no endpoint available"),
+            Self::Connect(e) => write!(f, "upstream connect failed: {e}"),
+            Self::ConnectTimeout => f.write_str("upstream connect timed out"),
+            Self::Upstream(e) => write!(f, "upstream connection failed: {e}"),
+            Self::UpstreamTimeout => f.write_str("upstream response timed out"),
+        }
+    }
+}
+
+impl std::error::Error for ProxyError {}

@@ -1,0 +1,306 @@
+//! One HTTP request through lbd: route → pick an endpoint → pooled or new upstream connection →
+//! stream the response back. Connect failures are retried on other endpoints (the request was
+//! never sent, so any method is safe); failures after sending are answered 502/504.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode, Version};
+use hyper_util::rt::TokioIo;
+use lb_core::access_log::AccessRecord;
+use lb_core::balancer::hash_key;
+use lb_core::config::{ClusterConfig, HashOn, Policy};
+use lb_core::health::Outcome;
+use lb_core::snapshot::{ListenerPlan, Snapshot};
+use tokio::net::TcpStream;
+
+use super::body::{InFlight, ProxyBody, Release};
+use super::error::ProxyError;
+use super::headers::{add_forwarded, is_upgrade, request_id, strip_hop_by_hop};
+use crate::activity::Activity;
+use crate::ctx::{ClusterRt, WorkerCtx};
+use crate::pool::Sender;
+
+/// What a downstream connection knows about itself.
+#[derive(Debug)]
+pub struct ConnInfo {
+    listener: Rc<str>,
+    peer: SocketAddr,
+    activity: Rc<Activity>,
+    /// (snapshot generation, listener index) from the last lookup.
+    cached: Cell<Option<(u64, usize)>>,
+}
+
+impl ConnInfo {
+    /// A connection accepted on `listener` from `peer`.
+    pub fn new(listener: Rc<str>, peer: SocketAddr, activity: Rc<Activity>) -> Self {
+        Self { listener, peer, activity, cached: Cell::new(None) }
+    }
+
+    /// The listener's index in `snap`, `None` once a reload removed it.
+    pub fn listener_index(&self, snap: &Snapshot) -> Option<usize> {
+        match self.cached.get() {
+            Some((generation, i)) if generation == snap.generation => Some(i),
+            _ => {
+                let i = snap.listener_index(&self.listener)?;
+                self.cached.set(Some((snap.generation, i)));
+                Some(i)
+            }
+        }
+    }
+}
+
+/// What the access log and metrics learn about a request.
+#[derive(Debug, Default)]
+struct Trace {
+    generation: u64,
+    slot: Option<usize>,
+    upstream: Option<SocketAddr>,
+    attempts: u32,
+    request_id: String,
+}
+
+/// hyper's service entry point.
+pub async fn handle(ctx: Rc<WorkerCtx>, conn: Rc<ConnInfo>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    let in_flight = InFlight::new(conn.activity.clone());
+    let started = Instant::now();
+    let time = SystemTime::now();
+    let logged = ctx.logs().then(|| {
+        let host = host_of(&req).unwrap_or("-").to_string();
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+        (req.method().to_string(), host, path)
+    });
+    let mut trace = Trace::default();
+    let mut resp = match proxy(&ctx, &conn, req, &mut trace).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e),
+    };
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    let names = {
+        let mut st = ctx.state.borrow_mut();
+        if let Some(slot) = trace.slot {
+            st.metrics.record_request(trace.generation, slot, status, elapsed);
+        }
+        logged.as_ref().and_then(|_| trace.slot.and_then(|s| st.metrics.slot_names(trace.generation, s)))
+    };
+    if let Some((method, host, path)) = logged {
+        ctx.log(|| AccessRecord {
+            time,
+            worker: ctx.id,
+            listener: conn.listener.to_string(),
+            client: conn.peer,
+            method,
+            host,
+            path,
+            protocol: "HTTP/1.1",
+            status,
+            route: names.as_ref().map_or_else(|| "-".into(), |n| n.route.clone()),
+            cluster: names.as_ref().map_or_else(|| "-".into(), |n| n.cluster.clone()),
+            upstream: trace.upstream,
+            duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            request_id: std::mem::take(&mut trace.request_id),
+            attempts: trace.attempts,
+        });
+    }
+    resp.body_mut().set_in_flight(in_flight);
+    Ok(resp)
+}
+
+fn host_of<B>(req: &Request<B>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+fn error_response(e: &ProxyError) -> Response<ProxyBody> {
+    let status = e.status();
+    let body = format!("{} {}: {e}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    let mut resp = Response::new(ProxyBody::text(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+fn request_hash<B>(cfg: &ClusterConfig, req: &Request<B>, ip: IpAddr) -> Option<u64> {
+    if !matches!(cfg.policy, Policy::RingHash | Policy::Maglev) {
+        return None;
+    }
+    match &cfg.hash_on {
+        HashOn::SourceIp => Some(match ip.to_canonical() {
+            IpAddr::V4(a) => hash_key(&a.octets()),
+            IpAddr::V6(a) => hash_key(&a.octets()),
+        }),
+        HashOn::Header(name) => req.headers().get(name.as_str()).map(|v| hash_key(v.as_bytes())),
+        HashOn::Cookie(name) => req
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| hash_key(v.as_bytes())),
+    }
+}
+
+async fn proxy(ctx: &Rc<WorkerCtx>, conn: &ConnInfo, req: Request<Incoming>, trace: &mut Trace) -> Result<Response<ProxyBody>, ProxyError> {
+    let (target, cluster) = {
+        let st = ctx.state.borrow();
+        let snap = &st.snapshot;
+        trace.generation = snap.generation;
+        let router = match conn.listener_index(snap).map(|i| &snap.listeners[i]) {
+            Some(ListenerPlan::Http(r)) => r,
+            _ => return Err(ProxyError::ListenerGone),
+        };
+        let target = router.route(host_of(&req), req.uri().path()).ok_or(ProxyError::NoRoute)?;
+        (target, st.clusters[target.cluster].clone())
+    };
+    trace.slot = Some(target.slot);
+    let hash = request_hash(&cluster.cfg, &req, conn.peer.ip());
+
+    let (mut parts, body) = req.into_parts();
+    let upgrade = is_upgrade(&parts.headers);
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(v) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    add_forwarded(&mut parts.headers, conn.peer.ip().to_canonical(), "http");
+    trace.request_id = request_id(&mut parts.headers, || ctx.next_request_id());
+    if parts.uri.authority().is_some() {
+        // Absolute-form from the client; backends get origin-form.
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = pq.parse().unwrap_or_default();
+    }
+    parts.version = Version::HTTP_11;
+    let mut req = Request::from_parts(parts, body);
+    let mut downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last = ProxyError::NoEndpoint;
+    for attempt in 0..=cluster.cfg.retries {
+        let pick = {
+            let mut st = ctx.state.borrow_mut();
+            let st = &mut *st;
+            cluster.state.borrow_mut().pick(Instant::now(), hash, &tried, &mut st.rng)
+        };
+        let Some(pick) = pick else { break };
+        let ep = pick.index;
+        trace.attempts += 1;
+        trace.upstream = Some(cluster.address(ep));
+        if attempt > 0 {
+            ctx.state.borrow_mut().metrics.counters.retries += 1;
+        }
+        cluster.state.borrow_mut().start_request(ep);
+        match send(ctx, &cluster, ep, req).await {
+            Ok((mut resp, sender)) => {
+                let status = resp.status();
+                let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
+                let switching = upgrade && status == StatusCode::SWITCHING_PROTOCOLS;
+                if switching {
+                    let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                    if let Some(down) = downstream_upgrade.take() {
+                        tokio::task::spawn_local(tunnel(down, upstream_upgrade));
+                    }
+                }
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers, switching);
+                let release = Release { cluster: cluster.clone(), endpoint: ep, sender: (!switching).then_some(sender), outcome };
+                return Ok(Response::from_parts(parts, ProxyBody::upstream(body, release)));
+            }
+            Err((e, back)) => {
+                let now = Instant::now();
+                cluster.state.borrow_mut().end_request(ep, Outcome::ConnectFailure, now);
+                if matches!(e, ProxyError::Connect(_) | ProxyError::ConnectTimeout) {
+                    ctx.state.borrow_mut().metrics.counters.connect_failures += 1;
+                }
+                tracing::debug!(worker = ctx.id, endpoint = %cluster.address(ep), error = %e, "upstream attempt failed");
+                match back {
+                    Some(r) => {
+                        req = r;
+                        tried.push(ep);
+                        last = e;
+                    }
+                    None => return Err(e),
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+type SendResult = Result<(Response<Incoming>, Sender), (ProxyError, Option<Request<Incoming>>)>;
+
+/// Sends on a pooled connection if one is ready, else on a new one. A pooled connection that
+/// turns out closed before the request went out is not a failure: a fresh one is tried.
+async fn send(ctx: &Rc<WorkerCtx>, cluster: &ClusterRt, ep: usize, mut req: Request<Incoming>) -> SendResult {
+    let timeout = cluster.cfg.request_timeout;
+    let pooled = cluster.pool.borrow_mut().take(ep, Instant::now());
+    if let Some(mut sender) = pooled {
+        if sender.ready().await.is_ok() {
+            ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
+            match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
+                Ok(Ok(resp)) => return Ok((resp, sender)),
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err((ProxyError::Upstream(e.into_error()), None)),
+                },
+                Err(_) => return Err((ProxyError::UpstreamTimeout, None)),
+            }
+        }
+    }
+    let mut sender = match connect(ctx, cluster.address(ep), cluster.cfg.connect_timeout).await {
+        Ok(s) => s,
+        Err(e) => return Err((e, Some(req))),
+    };
+    match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
+        Ok(Ok(resp)) => Ok((resp, sender)),
+        Ok(Err(mut e)) => {
+            let back = e.take_message();
+            Err((ProxyError::Upstream(e.into_error()), back))
+        }
+        Err(_) => Err((ProxyError::UpstreamTimeout, None)),
+    }
+}
+
+/// Opens an upstream HTTP/1.1 connection and drives it on this worker.
+async fn connect(ctx: &Rc<WorkerCtx>, addr: SocketAddr, timeout: std::time::Duration) -> Result<Sender, ProxyError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(ProxyError::Connect(e)),
+        Err(_) => return Err(ProxyError::ConnectTimeout),
+    };
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(ProxyError::Upstream)?;
+    {
+        let mut st = ctx.state.borrow_mut();
+        st.metrics.counters.upstream_connects += 1;
+        st.metrics.counters.upstream_active += 1;
+    }
+    let ctx = ctx.clone();
+    tokio::task::spawn_local(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(%addr, error = %e, "upstream connection ended");
+        }
+        ctx.state.borrow_mut().metrics.counters.upstream_active -= 1;
+    });
+    Ok(sender)
+}
+
+/// Copies bytes both ways between an upgraded client and backend (WebSocket and friends).
+async fn tunnel(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade) {
+    let (Ok(down), Ok(up)) = tokio::join!(down, up) else { return };
+    let mut down = TokioIo::new(down);
+    let mut up = TokioIo::new(up);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+        tracing::debug!(error = %e, "upgraded connection ended");
+    }
+}

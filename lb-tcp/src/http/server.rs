@@ -1,0 +1,62 @@
+//! A downstream HTTP/1.1 connection: hyper's server with lbd's limits, closed when idle, and
+//! shut down gracefully (in-flight request finishes, then close) on drain or listener removal.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::proxy::{handle, ConnInfo};
+use crate::accept::ListenerHandle;
+use crate::activity::Activity;
+use crate::ctx::WorkerCtx;
+
+/// Serves one client connection until it closes.
+pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
+    let limits = listener.limits();
+    let activity = Rc::new(Activity::default());
+    let io = TokioIo::new(stream);
+    let info = Rc::new(ConnInfo::new(listener.name.clone(), peer, activity.clone()));
+    let svc_ctx = ctx.clone();
+    let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_request_header_bytes)
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, svc).with_upgrades();
+    tokio::pin!(conn);
+    let mut worker_drain = ctx.drain_signal();
+    let mut listener_drain = listener.drain_signal();
+    let mut closing = ctx.is_draining() || listener.is_draining();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    let idle = activity.idle(limits.idle_timeout);
+    tokio::pin!(idle);
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "client connection ended with an error");
+                }
+                break;
+            }
+            _ = worker_drain.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = listener_drain.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = &mut idle, if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}

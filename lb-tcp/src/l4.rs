@@ -1,0 +1,190 @@
+//! L4 TCP forwarding: pick an endpoint (retrying connect failures on others), then copy bytes
+//! both ways until both sides finish or the connection idles out.
+//!
+//! On the io_uring backend the copy uses tokio-uring's owned-buffer reads and writes; on epoll,
+//! tokio's `copy_bidirectional`. An idle io_uring read cannot be cancelled by dropping it (the
+//! kernel still owns the buffer), so idle timeout shuts the sockets down, which completes it.
+
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use lb_core::access_log::AccessRecord;
+use lb_core::health::Outcome;
+use lb_core::runtime::IoBackend;
+use lb_core::snapshot::ListenerPlan;
+use tokio::net::TcpStream;
+use tokio_uring::buf::BoundedBuf;
+
+use crate::accept::ListenerHandle;
+use crate::activity::{Activity, ActivityIo};
+use crate::ctx::{ClusterRt, WorkerCtx};
+
+const URING_BUF: usize = 16 * 1024;
+
+/// Forwards one client connection to the listener's cluster.
+pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
+    let started = Instant::now();
+    let time = SystemTime::now();
+    let routed = {
+        let mut st = ctx.state.borrow_mut();
+        let generation = st.snapshot.generation;
+        let target = match st.snapshot.listener_index(&listener.name).map(|i| &st.snapshot.listeners[i]) {
+            Some(ListenerPlan::Tcp(t)) => Some(*t),
+            _ => None,
+        };
+        target.map(|t| {
+            st.metrics.record_tcp(t.slot);
+            (generation, t.slot, st.clusters[t.cluster].clone())
+        })
+    };
+    let Some((generation, slot, cluster)) = routed else { return };
+    let idle_timeout = listener.limits().idle_timeout;
+    let mut tried = Vec::new();
+    let mut attempts = 0;
+    let mut served = None;
+    let mut client = Some(client);
+    for _ in 0..=cluster.cfg.retries {
+        let pick = {
+            let mut st = ctx.state.borrow_mut();
+            let st = &mut *st;
+            cluster.state.borrow_mut().pick(Instant::now(), None, &tried, &mut st.rng)
+        };
+        let Some(pick) = pick else { break };
+        let ep = pick.index;
+        let addr = cluster.address(ep);
+        attempts += 1;
+        let Some(c) = client.take() else { break };
+        match forward(&ctx, &cluster, c, addr, idle_timeout).await {
+            Ok(()) => {
+                cluster.state.borrow_mut().record(ep, Outcome::Success, Instant::now());
+                served = Some(addr);
+                break;
+            }
+            Err(back) => {
+                ctx.state.borrow_mut().metrics.counters.connect_failures += 1;
+                cluster.state.borrow_mut().record(ep, Outcome::ConnectFailure, Instant::now());
+                tried.push(ep);
+                client = back;
+                if client.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    let names = ctx.logs().then(|| ctx.state.borrow().metrics.slot_names(generation, slot)).flatten();
+    ctx.log(|| AccessRecord {
+        time,
+        worker: ctx.id,
+        listener: listener.name.to_string(),
+        client: peer,
+        method: "-".into(),
+        host: "-".into(),
+        path: "-".into(),
+        protocol: "tcp",
+        status: 0,
+        route: "tcp".into(),
+        cluster: names.map_or_else(|| cluster.cfg.name.clone(), |n| n.cluster),
+        upstream: served,
+        duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        request_id: String::new(),
+        attempts,
+    });
+}
+
+/// Connects and copies. `Err(Some(client))` when the connect failed (the client can be retried
+/// elsewhere); `Err(None)` when the client socket could not be kept.
+async fn forward(
+    ctx: &Rc<WorkerCtx>,
+    cluster: &ClusterRt,
+    client: TcpStream,
+    addr: SocketAddr,
+    idle: std::time::Duration,
+) -> Result<(), Option<TcpStream>> {
+    let timeout = cluster.cfg.connect_timeout;
+    match ctx.backend {
+        IoBackend::Epoll => {
+            let upstream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                _ => return Err(Some(client)),
+            };
+            let _ = upstream.set_nodelay(true);
+            let _gauge = UpstreamGauge::new(ctx);
+            let activity = Rc::new(Activity::default());
+            let mut a = ActivityIo::new(client, activity.clone());
+            let mut b = ActivityIo::new(upstream, activity.clone());
+            tokio::select! {
+                r = tokio::io::copy_bidirectional(&mut a, &mut b) => {
+                    if let Err(e) = r {
+                        tracing::debug!(%addr, error = %e, "tcp forward ended");
+                    }
+                }
+                () = activity.idle(idle) => {}
+            }
+            Ok(())
+        }
+        IoBackend::Uring => {
+            let upstream = match tokio::time::timeout(timeout, tokio_uring::net::TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                _ => return Err(Some(client)),
+            };
+            let _ = upstream.set_nodelay(true);
+            let Ok(std_client) = client.into_std() else { return Err(None) };
+            let client = tokio_uring::net::TcpStream::from_std(std_client);
+            let _gauge = UpstreamGauge::new(ctx);
+            let activity = Activity::default();
+            tokio::select! {
+                _ = async { tokio::join!(pump(&client, &upstream, &activity), pump(&upstream, &client, &activity)) } => {}
+                () = activity.idle(idle) => {
+                    // Completes the reads still queued in the ring.
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = upstream.shutdown(Shutdown::Both);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Copies one direction with owned buffers; on EOF passes the half-close on.
+async fn pump(from: &tokio_uring::net::TcpStream, to: &tokio_uring::net::TcpStream, activity: &Activity) {
+    let mut buf = Vec::with_capacity(URING_BUF);
+    loop {
+        let (res, b) = from.read(buf).await;
+        buf = b;
+        let n = match res {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Ok(n) => n,
+        };
+        activity.touch();
+        let (res, b) = to.write_all(buf.slice(..n)).await;
+        buf = b.into_inner();
+        if res.is_err() {
+            let _ = from.shutdown(Shutdown::Read);
+            return;
+        }
+        activity.touch();
+    }
+}
+
+struct UpstreamGauge(Rc<WorkerCtx>);
+
+impl UpstreamGauge {
+    fn new(ctx: &Rc<WorkerCtx>) -> Self {
+        {
+            let mut st = ctx.state.borrow_mut();
+            st.metrics.counters.upstream_active += 1;
+            st.metrics.counters.upstream_connects += 1;
+        }
+        Self(ctx.clone())
+    }
+}
+
+impl Drop for UpstreamGauge {
+    fn drop(&mut self) {
+        self.0.state.borrow_mut().metrics.counters.upstream_active -= 1;
+    }
+}
