@@ -18,6 +18,8 @@ pub enum Side {
 /// A proxying failure.
 #[derive(Debug)]
 pub enum ProxyError {
+    /// The request head is larger than the listener's `max_request_header_bytes`.
+    HeadTooLarge,
     /// No route matched the request.
     NoRoute,
     /// The listener went away with a reload.
@@ -38,6 +40,7 @@ impl ProxyError {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::ListenerGone | Self::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -53,7 +56,7 @@ impl ProxyError {
     /// Which side failed.
     pub fn side(&self) -> Side {
         match self {
-            Self::NoRoute => Side::Downstream,
+            Self::NoRoute | Self::HeadTooLarge => Side::Downstream,
             Self::ListenerGone | Self::NoEndpoint => Side::Internal,
             _ => Side::Upstream,
         }
@@ -63,6 +66,7 @@ impl ProxyError {
 impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::HeadTooLarge => f.write_str("request head larger than this listener accepts"),
             Self::NoRoute => f.write_str("no route matches this request"),
             Self::ListenerGone => f.write_str("listener removed by reload"),
             Self::NoEndpoint => f.write_str("no endpoint available"),

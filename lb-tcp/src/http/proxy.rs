@@ -30,6 +30,7 @@ use crate::pool::Sender;
 #[derive(Debug)]
 pub struct ConnInfo {
     listener: Rc<str>,
+    max_header_bytes: usize,
     peer: SocketAddr,
     activity: Rc<Activity>,
     /// (snapshot generation, listener index) from the last lookup.
@@ -38,8 +39,8 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     /// A connection accepted on `listener` from `peer`.
-    pub fn new(listener: Rc<str>, peer: SocketAddr, activity: Rc<Activity>) -> Self {
-        Self { listener, peer, activity, cached: Cell::new(None) }
+    pub fn new(listener: Rc<str>, max_header_bytes: usize, peer: SocketAddr, activity: Rc<Activity>) -> Self {
+        Self { listener, max_header_bytes, peer, activity, cached: Cell::new(None) }
     }
 
     /// The listener's index in `snap`, `None` once a reload removed it.
@@ -76,9 +77,16 @@ pub async fn handle(ctx: Rc<WorkerCtx>, conn: Rc<ConnInfo>, req: Request<Incomin
         (req.method().to_string(), host, path)
     });
     let mut trace = Trace::default();
-    let mut resp = match proxy(&ctx, &conn, req, &mut trace).await {
-        Ok(resp) => resp,
-        Err(e) => error_response(&e),
+    let mut resp = if head_size(&req) > conn.max_header_bytes {
+        // hyper's read buffer limit is soft (one read may overshoot it), so the limit is enforced here.
+        let mut r = error_response(&ProxyError::HeadTooLarge);
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    } else {
+        match proxy(&ctx, &conn, req, &mut trace).await {
+            Ok(resp) => resp,
+            Err(e) => error_response(&e),
+        }
     };
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
@@ -110,6 +118,14 @@ pub async fn handle(ctx: Rc<WorkerCtx>, conn: Rc<ConnInfo>, req: Request<Incomin
     }
     resp.body_mut().set_in_flight(in_flight);
     Ok(resp)
+}
+
+/// Bytes of the request line and headers as received (names, values, separators).
+fn head_size<B>(req: &Request<B>) -> usize {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len()) + uri.authority().map_or(0, |a| a.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
+    req.headers().iter().fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
 fn host_of<B>(req: &Request<B>) -> Option<&str> {

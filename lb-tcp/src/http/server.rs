@@ -18,7 +18,7 @@ pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr,
     let limits = listener.limits();
     let activity = Rc::new(Activity::default());
     let io = TokioIo::new(stream);
-    let info = Rc::new(ConnInfo::new(listener.name.clone(), peer, activity.clone()));
+    let info = Rc::new(ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, activity.clone()));
     let svc_ctx = ctx.clone();
     let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
     let mut builder = http1::Builder::new();

@@ -1,0 +1,250 @@
+//! HTTP/1.1 proxying through the real lbd binary, with real origins and curl.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn routes_by_host_and_path() {
+    let (a, b, c) = (Backend::start("a"), Backend::start("b"), Backend::start("c"));
+    let (admin, port) = (free_port(), free_port());
+    let cfg = format!(
+        r#"workers = 2
+[admin]
+bind = "127.0.0.1:{admin}"
+[access_log]
+path = "off"
+[[listeners]]
+name = "web"
+bind = "127.0.0.1:{port}"
+  [[listeners.routes]]
+  host = "api.test"
+  path_prefix = "/v1/"
+  cluster = "a"
+  [[listeners.routes]]
+  path = "/exact"
+  cluster = "a"
+  [[listeners.routes]]
+  host = "*.test"
+  cluster = "b"
+  [[listeners.routes]]
+  cluster = "c"
+[[clusters]]
+name = "a"
+endpoints = ["{}"]
+[[clusters]]
+name = "b"
+endpoints = ["{}"]
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        a.addr(),
+        b.addr(),
+        c.addr()
+    );
+    let lbd = Lbd::start("routes", admin, &cfg);
+    let cases = [
+        ("api.test", "/v1/users", "a"),
+        ("API.TEST:8080", "/v1/x", "a"),
+        ("api.test", "/v2/users", "b"),
+        ("www.test", "/v1/users", "b"),
+        ("deep.www.test", "/", "b"),
+        ("other.example", "/exact", "a"),
+        ("other.example", "/exact/more", "c"),
+        ("test", "/v1/users", "c"),
+    ];
+    for (host, path, want) in cases {
+        let (body, status) = get(port, path, &[&format!("Host: {host}")]);
+        assert_eq!((body.trim(), status), (want, 200), "Host: {host} {path}");
+    }
+    assert!(lbd.metric("lbd_requests_total", &["route=\"web/0\"", "class=\"2xx\""]) >= 2.0);
+}
+
+#[test]
+fn weighted_round_robin_splits_within_tolerance() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let (admin, port) = (free_port(), free_port());
+    let cfg = simple_config(admin, port, &[], "")
+        .replace("endpoints = []", &format!("endpoints = [{{ address = \"{}\", weight = 3 }}, {{ address = \"{}\", weight = 1 }}]", a.addr(), b.addr()));
+    let _lbd = Lbd::start("wrr", admin, &cfg);
+    // 400 requests, each on a new connection, so both workers (each with its own balancer) serve.
+    let (out, ok) = curl(&["-s", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/[1-400]")]);
+    assert!(ok);
+    let t = tally(&out);
+    let (na, nb) = (t.get("a").copied().unwrap_or(0), t.get("b").copied().unwrap_or(0));
+    assert_eq!(na + nb, 400, "{t:?}");
+    assert!((290..=310).contains(&na), "3:1 split expected, got {t:?}");
+}
+
+#[test]
+fn least_request_sends_new_requests_to_the_idle_endpoint() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let (admin, port) = (free_port(), free_port());
+    let cfg = simple_config(admin, port, &[a.addr(), b.addr()], "policy = \"least_request\"").replace("workers = 2", "workers = 1");
+    let _lbd = Lbd::start("least", admin, &cfg);
+    let slow = Command::new("curl")
+        .args(["-s", "--max-time", "20", &format!("http://127.0.0.1:{port}/slow?ms=2500")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, ok) = curl(&["-s", &format!("http://127.0.0.1:{port}/fast[1-20]")]);
+    assert!(ok);
+    let busy = String::from_utf8_lossy(&slow.wait_with_output().expect("slow curl").stdout).trim().to_string();
+    let t = tally(&out);
+    assert!(busy == "a" || busy == "b", "slow request answered: {busy:?}");
+    assert_eq!(t.len(), 1, "all quick requests should avoid the busy endpoint: {t:?}");
+    assert!(!t.contains_key(&busy), "busy endpoint {busy} got quick requests: {t:?}");
+}
+
+#[test]
+fn hash_policies_keep_each_key_on_one_endpoint() {
+    let backends: Vec<Backend> = ["a", "b", "c"].iter().map(|n| Backend::start(n)).collect();
+    let addrs: Vec<String> = backends.iter().map(Backend::addr).collect();
+    for (policy, hash_on, header) in [
+        ("ring_hash", "header:x-user", "X-User"),
+        ("maglev", "header:x-user", "X-User"),
+        ("ring_hash", "cookie:sid", "Cookie"),
+    ] {
+        let (admin, port) = (free_port(), free_port());
+        let cfg = simple_config(admin, port, &addrs, &format!("policy = \"{policy}\"\nhash_on = \"{hash_on}\""));
+        let _lbd = Lbd::start("hash", admin, &cfg);
+        let mut seen = std::collections::BTreeSet::new();
+        for user in 0..12 {
+            let value = if header == "Cookie" { format!("Cookie: theme=dark; sid=user{user}") } else { format!("{header}: user{user}") };
+            // Separate connections, so different workers answer: the mapping must agree across workers.
+            let (out, ok) = curl(&["-s", "-H", "Connection: close", "-H", &value, &format!("http://127.0.0.1:{port}/[1-6]")]);
+            assert!(ok);
+            let t = tally(&out);
+            assert_eq!(t.len(), 1, "{policy}/{hash_on}: user{user} reached {t:?}");
+            seen.extend(t.into_keys());
+        }
+        assert!(seen.len() >= 2, "{policy}/{hash_on}: 12 keys all on {seen:?}");
+    }
+    // source_ip: every request from 127.0.0.1 lands on one endpoint.
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start("hash-ip", admin, &simple_config(admin, port, &addrs, "policy = \"maglev\"\nhash_on = \"source_ip\""));
+    let (out, _) = curl(&["-s", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/[1-20]")]);
+    assert_eq!(tally(&out).len(), 1, "{out}");
+}
+
+#[test]
+fn malformed_requests_get_4xx_and_the_connection_closes() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start("malformed", admin, &simple_config(admin, port, &[a.addr()], ""));
+    let resp = http_raw(port, "GET / HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp:?}");
+    let resp = http_raw(port, "NOT-HTTP\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp:?}");
+    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(100_000));
+    let resp = http_raw(port, &big);
+    assert!(resp.starts_with("HTTP/1.1 431"), "{:?}", &resp[..resp.len().min(80)]);
+    // http_raw returned, so the server closed each connection; a good request still works.
+    assert_eq!(get(port, "/", &[]), ("a\n".to_string(), 200));
+}
+
+#[test]
+fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start("headers", admin, &simple_config(admin, port, &[a.addr()], ""));
+    let (body, status) = get(port, "/headers", &["Host: shop.example", "X-Forwarded-For: 203.0.113.9", "Connection: keep-alive, X-Secret", "X-Secret: 1", "X-Kept: yes"]);
+    assert_eq!(status, 200);
+    let has = |k: &str, v: &str| body.contains(&format!("\"{k}\": \"{v}\""));
+    assert!(has("x-forwarded-for", "203.0.113.9, 127.0.0.1"), "{body}");
+    assert!(has("x-forwarded-proto", "http"), "{body}");
+    assert!(has("x-forwarded-host", "shop.example"), "{body}");
+    assert!(has("host", "shop.example"), "{body}");
+    assert!(has("x-kept", "yes"), "{body}");
+    assert!(!body.contains("x-secret"), "Connection-named header leaked: {body}");
+    assert!(body.contains("\"x-request-id\": \""), "{body}");
+    let (body, _) = get(port, "/headers", &["X-Request-Id: trace-42"]);
+    assert!(body.contains("\"x-request-id\": \"trace-42\""), "{body}");
+}
+
+#[test]
+fn upstream_failures_map_to_clean_statuses_and_connect_failures_are_retried() {
+    let a = Backend::start("a");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let (admin, port) = (free_port(), free_port());
+    let cfg = format!(
+        r#"workers = 1
+[admin]
+bind = "127.0.0.1:{admin}"
+[access_log]
+path = "off"
+[[listeners]]
+name = "web"
+bind = "127.0.0.1:{port}"
+  [[listeners.routes]]
+  path_prefix = "/dead"
+  cluster = "dead"
+  [[listeners.routes]]
+  path_prefix = "/slow"
+  cluster = "slow"
+  [[listeners.routes]]
+  path_prefix = "/mixed"
+  cluster = "mixed"
+[[clusters]]
+name = "dead"
+endpoints = ["{dead}"]
+retries = 1
+[[clusters]]
+name = "slow"
+endpoints = ["{a}"]
+request_timeout = "300ms"
+[[clusters]]
+name = "mixed"
+endpoints = ["{dead}", "{a}"]
+  [clusters.outlier]
+  consecutive_failures = 0
+"#,
+        a = a.addr()
+    );
+    let lbd = Lbd::start("errors", admin, &cfg);
+    let (body, status) = get(port, "/dead", &[]);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("upstream connect failed"), "{body}");
+    let (body, status) = get(port, "/slow?ms=2000", &[]);
+    assert_eq!(status, 504, "{body}");
+    let (_, status) = get(port, "/nowhere", &[]);
+    assert_eq!(status, 404);
+    // Half the picks hit the dead endpoint; every request still succeeds through a retry.
+    let (out, ok) = curl(&["-s", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/mixed[1-20]")]);
+    assert!(ok);
+    assert_eq!(tally(&out).get("a"), Some(&20), "{out}");
+    assert!(lbd.metric("lbd_upstream_retries_total", &[]) >= 5.0, "{}", lbd.metrics());
+    assert!(lbd.metric("lbd_upstream_connect_failures_total", &[]) >= 5.0);
+}
+
+#[test]
+fn bodies_stream_both_ways_intact_and_connections_are_reused() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let lbd = Lbd::start("stream", admin, &simple_config(admin, port, &[a.addr()], ""));
+    // 32 MiB download: compare with the pattern the backend sends.
+    let n = 32 << 20;
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "60", &format!("http://127.0.0.1:{port}/big?bytes={n}")])
+        .output()
+        .expect("curl");
+    assert_eq!(out.stdout.len(), n);
+    assert!(out.stdout.iter().enumerate().all(|(i, b)| usize::from(*b) == i % 251), "download corrupted");
+    // 16 MiB upload, streamed.
+    let dir = scratch("upload");
+    let file = dir.join("up.bin");
+    let data: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&file, &data).expect("write");
+    let (body, status) = curl_status(&["-s", "--data-binary", &format!("@{}", file.display()), &format!("http://127.0.0.1:{port}/upload")]);
+    assert_eq!(status, 200);
+    assert!(body.contains(&format!("\"bytes\": {}", data.len())), "{body}");
+    // Keep-alive to the origin: many requests, few upstream connections.
+    let (_, ok) = curl(&["-s", &format!("http://127.0.0.1:{port}/[1-50]")]);
+    assert!(ok);
+    assert!(lbd.metric("lbd_upstream_requests_reused_total", &[]) >= 40.0, "{}", lbd.metrics());
+}
