@@ -1,0 +1,69 @@
+//! L4 TCP forwarding on both IO backends, and WebSocket through the HTTP proxy.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+fn tcp_config(admin: u16, port: u16, backend: &str, target: &str) -> String {
+    format!(
+        "workers = 2\nio_backend = \"{backend}\"\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\
+         [[listeners]]\nname = \"l4\"\nkind = \"tcp\"\nbind = \"127.0.0.1:{port}\"\ncluster = \"c\"\n\
+         [[clusters]]\nname = \"c\"\nendpoints = [\"{target}\"]\n"
+    )
+}
+
+#[test]
+fn tcp_forwarding_works_on_both_io_backends() {
+    let a = Backend::start("a");
+    for backend in ["uring", "epoll"] {
+        let (admin, port) = (free_port(), free_port());
+        let lbd = Lbd::start("l4", admin, &tcp_config(admin, port, backend, &a.addr()));
+        let n = 24 << 20;
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "60", &format!("http://127.0.0.1:{port}/big?bytes={n}")])
+            .output()
+            .expect("curl");
+        assert_eq!(out.stdout.len(), n, "{backend}");
+        assert!(out.stdout.iter().enumerate().all(|(i, b)| usize::from(*b) == i % 251), "{backend}: corrupted");
+        let dir = scratch("l4up");
+        let file = dir.join("up.bin");
+        std::fs::write(&file, vec![7u8; 8 << 20]).expect("write");
+        let (body, status) = curl_status(&["-s", "--data-binary", &format!("@{}", file.display()), &format!("http://127.0.0.1:{port}/upload")]);
+        assert_eq!(status, 200, "{backend}");
+        assert!(body.contains(&format!("\"bytes\": {}", 8 << 20)), "{backend}: {body}");
+        // Many short connections, spread over both workers.
+        let (out, ok) = curl(&["-s", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/[1-20]")]);
+        assert!(ok);
+        assert_eq!(tally(&out).get("a"), Some(&20));
+        let m = lbd.metrics();
+        assert_eq!(metric_value(&m, "lbd_worker_io_backend", &[&format!("backend=\"{backend}\"")]), 2.0, "{m}");
+        assert!(metric_value(&m, "lbd_tcp_connections_total", &["listener=\"l4\""]) >= 22.0, "{m}");
+    }
+}
+
+#[test]
+fn tcp_listener_retries_a_dead_endpoint() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let dead = format!("127.0.0.1:{}", free_port());
+    let cfg = tcp_config(admin, port, "epoll", &a.addr()).replace(&format!("endpoints = [\"{}\"]", a.addr()), &format!("endpoints = [\"{dead}\", \"{}\"]", a.addr()));
+    let _lbd = Lbd::start("l4retry", admin, &cfg);
+    let (out, ok) = curl(&["-s", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/[1-10]")]);
+    assert!(ok);
+    assert_eq!(tally(&out).get("a"), Some(&10));
+}
+
+#[test]
+fn websocket_echo_through_lbd() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start("ws", admin, &simple_config(admin, port, &[a.addr()], ""));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ws_client.py");
+    let out = Command::new("python3").arg(script).arg(format!("ws://127.0.0.1:{port}/ws")).arg("5").output().expect("ws client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let want: Vec<String> = (0..5).map(|i| format!("a:msg{i}")).chain(["binary ok".to_string()]).collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), want);
+}
