@@ -13,13 +13,18 @@ pub(crate) fn start(cfg: &AccessLogConfig) -> std::io::Result<Option<(Sender<Acc
     let out: Box<dyn Write + Send> = match &cfg.target {
         AccessLogTarget::Off => return Ok(None),
         AccessLogTarget::Stdout => Box::new(std::io::stdout()),
-        AccessLogTarget::File(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("access log {}: {e}", p.display()))
-        })?),
+        AccessLogTarget::File(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("access log {}: {e}", p.display())))?,
+        ),
     };
     let (tx, rx) = crossbeam_channel::bounded(cfg.buffer_lines);
     let format = cfg.format;
-    let handle = std::thread::Builder::new().name("lbd-access-log".into()).spawn(move || write_loop(rx, out, format))?;
+    let handle =
+        std::thread::Builder::new().name("lbd-access-log".into()).spawn(move || write_loop(rx, out, format))?;
     Ok(Some((tx, handle)))
 }
 

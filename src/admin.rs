@@ -41,7 +41,9 @@ const TEXT: &str = "text/plain; charset=utf-8";
 async fn handle(d: Rc<Daemon>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path();
     Ok(match (req.method(), path) {
-        (&Method::GET, "/metrics") => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", d.metrics().await),
+        (&Method::GET, "/metrics") => {
+            reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", d.metrics().await)
+        }
         (&Method::GET, "/healthz") => reply(StatusCode::OK, TEXT, "ok\n"),
         (&Method::GET, "/ready") if d.is_draining() => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "draining\n"),
         (&Method::GET, "/ready") => reply(StatusCode::OK, TEXT, "ready\n"),

@@ -224,17 +224,15 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     });
     daemon.health.borrow_mut().sync(&snap, &daemon.workers);
     tokio::task::spawn_local(crate::admin::serve(daemon.clone(), admin));
-    let listeners: Vec<String> =
-        cfg.listeners.iter().map(|l| format!("{} {:?}", l.name, l.bind.iter().map(ToString::to_string).collect::<Vec<_>>())).collect();
+    let listeners: Vec<String> = cfg
+        .listeners
+        .iter()
+        .map(|l| format!("{} {:?}", l.name, l.bind.iter().map(ToString::to_string).collect::<Vec<_>>()))
+        .collect();
     tracing::info!(workers = cfg.workers, io_backends = ?backends, admin = %cfg.admin.bind, ?listeners, "lbd running");
     on_ready(cfg);
-    loop {
-        match signals.next().await {
-            Sig::Reload => {
-                let _ = daemon.reload().await;
-            }
-            Sig::Stop => break,
-        }
+    while let Sig::Reload = signals.next().await {
+        let _ = daemon.reload().await;
     }
     daemon.drain().await;
     drop(daemon);

@@ -139,7 +139,12 @@ fn run(
 }
 
 /// Handles control messages until told to drain; returns the drain timeout.
-async fn control_loop(ctx: &Rc<WorkerCtx>, listeners: &mut Listeners, rx: &Receiver<Control>, wake: &Notify) -> Duration {
+async fn control_loop(
+    ctx: &Rc<WorkerCtx>,
+    listeners: &mut Listeners,
+    rx: &Receiver<Control>,
+    wake: &Notify,
+) -> Duration {
     loop {
         let msg = match rx.try_recv() {
             Ok(msg) => msg,

@@ -12,7 +12,8 @@ fn an_endpoint_that_goes_down_is_taken_out_and_comes_back() {
     let b = Backend::start("b");
     let a_port = a.port;
     let (admin, port) = (free_port(), free_port());
-    let extra = "[clusters.health_check]\npath = \"/healthz\"\ninterval = \"150ms\"\ntimeout = \"500ms\"\nrise = 2\nfall = 2\n\
+    let extra =
+        "[clusters.health_check]\npath = \"/healthz\"\ninterval = \"150ms\"\ntimeout = \"500ms\"\nrise = 2\nfall = 2\n\
                  [clusters.outlier]\nconsecutive_failures = 0";
     let lbd = Lbd::start("health", admin, &simple_config(admin, port, &[a.addr(), b.addr()], extra));
     let ep_a = format!("endpoint=\"127.0.0.1:{a_port}\"");
@@ -62,7 +63,8 @@ fn a_cluster_with_no_healthy_endpoint_fails_open_and_says_so() {
     let (admin, port) = (free_port(), free_port());
     let extra = "[clusters.health_check]\npath = \"/healthz\"\ninterval = \"100ms\"\nfall = 1";
     let lbd = Lbd::start("failopen", admin, &simple_config(admin, port, &[a.addr(), b.addr()], extra));
-    assert!(wait_until(Duration::from_secs(5), || lbd.metric("lbd_endpoint_healthy", &[]) == 0.0 && lbd.metric("lbd_cluster_fail_open", &["cluster=\"c\""]) == 1.0));
+    assert!(wait_until(Duration::from_secs(5), || lbd.metric("lbd_endpoint_healthy", &[]) == 0.0
+        && lbd.metric("lbd_cluster_fail_open", &["cluster=\"c\""]) == 1.0));
     let (out, ok) = curl(&["-s", "-f", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/[1-10]")]);
     assert!(ok);
     assert_eq!(tally(&out).values().sum::<usize>(), 10);

@@ -30,7 +30,12 @@ fn tcp_forwarding_works_on_both_io_backends() {
         let dir = scratch("l4up");
         let file = dir.join("up.bin");
         std::fs::write(&file, vec![7u8; 8 << 20]).expect("write");
-        let (body, status) = curl_status(&["-s", "--data-binary", &format!("@{}", file.display()), &format!("http://127.0.0.1:{port}/upload")]);
+        let (body, status) = curl_status(&[
+            "-s",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("http://127.0.0.1:{port}/upload"),
+        ]);
         assert_eq!(status, 200, "{backend}");
         assert!(body.contains(&format!("\"bytes\": {}", 8 << 20)), "{backend}: {body}");
         // Many short connections, spread over both workers.
@@ -48,7 +53,8 @@ fn tcp_listener_retries_a_dead_endpoint() {
     let a = Backend::start("a");
     let (admin, port) = (free_port(), free_port());
     let dead = format!("127.0.0.1:{}", free_port());
-    let cfg = tcp_config(admin, port, "epoll", &a.addr()).replace(&format!("endpoints = [\"{}\"]", a.addr()), &format!("endpoints = [\"{dead}\", \"{}\"]", a.addr()));
+    let cfg = tcp_config(admin, port, "epoll", &a.addr())
+        .replace(&format!("endpoints = [\"{}\"]", a.addr()), &format!("endpoints = [\"{dead}\", \"{}\"]", a.addr()));
     let _lbd = Lbd::start("l4retry", admin, &cfg);
     let (out, ok) = curl(&["-s", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/[1-10]")]);
     assert!(ok);
@@ -61,7 +67,12 @@ fn websocket_echo_through_lbd() {
     let (admin, port) = (free_port(), free_port());
     let _lbd = Lbd::start("ws", admin, &simple_config(admin, port, &[a.addr()], ""));
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ws_client.py");
-    let out = Command::new("python3").arg(script).arg(format!("ws://127.0.0.1:{port}/ws")).arg("5").output().expect("ws client");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("ws://127.0.0.1:{port}/ws"))
+        .arg("5")
+        .output()
+        .expect("ws client");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     let want: Vec<String> = (0..5).map(|i| format!("a:msg{i}")).chain(["binary ok".to_string()]).collect();

@@ -38,7 +38,11 @@ fn shipped_configs_are_valid() {
 /// h2load's summary: (total, succeeded, failed, errored, 2xx).
 fn h2load_summary(out: &str) -> (u64, u64, u64, u64, u64) {
     let num = |line: &str, key: &str| -> u64 {
-        line.split(',').find(|p| p.trim().ends_with(key)).and_then(|p| p.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+        line.split(',')
+            .find(|p| p.trim().ends_with(key))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     };
     let req = out.lines().find(|l| l.starts_with("requests:")).unwrap_or("");
     let req = req.trim_start_matches("requests:");
@@ -55,7 +59,10 @@ fn reload_during_load_loses_no_request() {
     let with_listener = format!(
         "{base}\n[[listeners]]\nname = \"extra\"\nbind = \"127.0.0.1:{extra_port}\"\n[[listeners.routes]]\ncluster = \"c\"\n"
     );
-    let weighted = base.replace(&format!("endpoints = [\"{}\", \"{}\"]", a.addr(), b.addr()), &format!("endpoints = [{{ address = \"{}\", weight = 5 }}, \"{}\"]", a.addr(), b.addr()));
+    let weighted = base.replace(
+        &format!("endpoints = [\"{}\", \"{}\"]", a.addr(), b.addr()),
+        &format!("endpoints = [{{ address = \"{}\", weight = 5 }}, \"{}\"]", a.addr(), b.addr()),
+    );
     assert_ne!(weighted, base);
     let lbd = Lbd::start("reload", admin, &base);
     let load = Command::new("h2load")
@@ -80,7 +87,10 @@ fn reload_during_load_loses_no_request() {
         }
         reloads += 1;
         if round % 3 == 0 {
-            assert!(wait_until(Duration::from_secs(3), || get(extra_port, "/", &[]).1 == 200), "added listener does not serve");
+            assert!(
+                wait_until(Duration::from_secs(3), || get(extra_port, "/", &[]).1 == 200),
+                "added listener does not serve"
+            );
         } else if round % 3 == 1 {
             assert!(wait_until(Duration::from_secs(3), || !port_open(extra_port)), "removed listener still accepts");
         }

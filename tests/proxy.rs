@@ -68,8 +68,14 @@ endpoints = ["{}"]
 fn weighted_round_robin_splits_within_tolerance() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let (admin, port) = (free_port(), free_port());
-    let cfg = simple_config(admin, port, &[], "")
-        .replace("endpoints = []", &format!("endpoints = [{{ address = \"{}\", weight = 3 }}, {{ address = \"{}\", weight = 1 }}]", a.addr(), b.addr()));
+    let cfg = simple_config(admin, port, &[], "").replace(
+        "endpoints = []",
+        &format!(
+            "endpoints = [{{ address = \"{}\", weight = 3 }}, {{ address = \"{}\", weight = 1 }}]",
+            a.addr(),
+            b.addr()
+        ),
+    );
     let _lbd = Lbd::start("wrr", admin, &cfg);
     // 400 requests, each on a new connection, so both workers (each with its own balancer) serve.
     let (out, ok) = curl(&["-s", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/[1-400]")]);
@@ -84,7 +90,8 @@ fn weighted_round_robin_splits_within_tolerance() {
 fn least_request_sends_new_requests_to_the_idle_endpoint() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let (admin, port) = (free_port(), free_port());
-    let cfg = simple_config(admin, port, &[a.addr(), b.addr()], "policy = \"least_request\"").replace("workers = 2", "workers = 1");
+    let cfg = simple_config(admin, port, &[a.addr(), b.addr()], "policy = \"least_request\"")
+        .replace("workers = 2", "workers = 1");
     let _lbd = Lbd::start("least", admin, &cfg);
     let slow = Command::new("curl")
         .args(["-s", "--max-time", "20", &format!("http://127.0.0.1:{port}/slow?ms=2500")])
@@ -115,9 +122,14 @@ fn hash_policies_keep_each_key_on_one_endpoint() {
         let _lbd = Lbd::start("hash", admin, &cfg);
         let mut seen = std::collections::BTreeSet::new();
         for user in 0..12 {
-            let value = if header == "Cookie" { format!("Cookie: theme=dark; sid=user{user}") } else { format!("{header}: user{user}") };
+            let value = if header == "Cookie" {
+                format!("Cookie: theme=dark; sid=user{user}")
+            } else {
+                format!("{header}: user{user}")
+            };
             // Separate connections, so different workers answer: the mapping must agree across workers.
-            let (out, ok) = curl(&["-s", "-H", "Connection: close", "-H", &value, &format!("http://127.0.0.1:{port}/[1-6]")]);
+            let (out, ok) =
+                curl(&["-s", "-H", "Connection: close", "-H", &value, &format!("http://127.0.0.1:{port}/[1-6]")]);
             assert!(ok);
             let t = tally(&out);
             assert_eq!(t.len(), 1, "{policy}/{hash_on}: user{user} reached {t:?}");
@@ -127,7 +139,11 @@ fn hash_policies_keep_each_key_on_one_endpoint() {
     }
     // source_ip: every request from 127.0.0.1 lands on one endpoint.
     let (admin, port) = (free_port(), free_port());
-    let _lbd = Lbd::start("hash-ip", admin, &simple_config(admin, port, &addrs, "policy = \"maglev\"\nhash_on = \"source_ip\""));
+    let _lbd = Lbd::start(
+        "hash-ip",
+        admin,
+        &simple_config(admin, port, &addrs, "policy = \"maglev\"\nhash_on = \"source_ip\""),
+    );
     let (out, _) = curl(&["-s", "-H", "Connection: close", &format!("http://127.0.0.1:{port}/[1-20]")]);
     assert_eq!(tally(&out).len(), 1, "{out}");
 }
@@ -153,7 +169,17 @@ fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
     let a = Backend::start("a");
     let (admin, port) = (free_port(), free_port());
     let _lbd = Lbd::start("headers", admin, &simple_config(admin, port, &[a.addr()], ""));
-    let (body, status) = get(port, "/headers", &["Host: shop.example", "X-Forwarded-For: 203.0.113.9", "Connection: keep-alive, X-Secret", "X-Secret: 1", "X-Kept: yes"]);
+    let (body, status) = get(
+        port,
+        "/headers",
+        &[
+            "Host: shop.example",
+            "X-Forwarded-For: 203.0.113.9",
+            "Connection: keep-alive, X-Secret",
+            "X-Secret: 1",
+            "X-Kept: yes",
+        ],
+    );
     assert_eq!(status, 200);
     let has = |k: &str, v: &str| body.contains(&format!("\"{k}\": \"{v}\""));
     assert!(has("x-forwarded-for", "203.0.113.9, 127.0.0.1"), "{body}");
@@ -240,7 +266,12 @@ fn bodies_stream_both_ways_intact_and_connections_are_reused() {
     let file = dir.join("up.bin");
     let data: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     std::fs::write(&file, &data).expect("write");
-    let (body, status) = curl_status(&["-s", "--data-binary", &format!("@{}", file.display()), &format!("http://127.0.0.1:{port}/upload")]);
+    let (body, status) = curl_status(&[
+        "-s",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("http://127.0.0.1:{port}/upload"),
+    ]);
     assert_eq!(status, 200);
     assert!(body.contains(&format!("\"bytes\": {}", data.len())), "{body}");
     // Keep-alive to the origin: many requests, few upstream connections.

@@ -79,7 +79,8 @@ impl AccessRecord {
                 json_str(out, &self.route);
                 out.push_str(",\"cluster\":");
                 json_str(out, &self.cluster);
-                let _ = write!(out, ",\"upstream\":\"{upstream}\",\"duration_us\":{},\"request_id\":", self.duration_us);
+                let _ =
+                    write!(out, ",\"upstream\":\"{upstream}\",\"duration_us\":{},\"request_id\":", self.duration_us);
                 json_str(out, &self.request_id);
                 let _ = writeln!(out, ",\"attempts\":{}}}", self.attempts);
             }

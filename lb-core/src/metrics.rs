@@ -100,7 +100,8 @@ pub struct Registry {
 
 fn new_histogram() -> Histogram<u64> {
     // 1 µs to 1 hour at 2 significant figures; recording clamps to that range.
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap_or_else(|_| Histogram::new(2).unwrap_or_else(|_| unreachable!()))
+    Histogram::new_with_bounds(1, 3_600_000_000, 2)
+        .unwrap_or_else(|_| Histogram::new(2).unwrap_or_else(|_| unreachable!()))
 }
 
 impl Registry {
@@ -258,7 +259,8 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
             acc.1 += u64::from(e.active);
         }
     }
-    let _ = writeln!(out, "# HELP lbd_requests_total HTTP responses sent, by listener, route, cluster and status class.");
+    let _ =
+        writeln!(out, "# HELP lbd_requests_total HTTP responses sent, by listener, route, cluster and status class.");
     let _ = writeln!(out, "# TYPE lbd_requests_total counter");
     for (k, v) in &requests {
         for (i, n) in v.iter().enumerate() {
@@ -277,7 +279,12 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
     let _ = writeln!(out, "# HELP lbd_tcp_connections_total L4 connections forwarded, by listener and cluster.");
     let _ = writeln!(out, "# TYPE lbd_tcp_connections_total counter");
     for (k, v) in &tcp {
-        let _ = writeln!(out, "lbd_tcp_connections_total{{listener=\"{}\",cluster=\"{}\"}} {v}", esc(&k.listener), esc(&k.cluster));
+        let _ = writeln!(
+            out,
+            "lbd_tcp_connections_total{{listener=\"{}\",cluster=\"{}\"}} {v}",
+            esc(&k.listener),
+            esc(&k.cluster)
+        );
     }
     let _ = writeln!(out, "# HELP lbd_request_duration_seconds Time from request head received to response head sent.");
     let _ = writeln!(out, "# TYPE lbd_request_duration_seconds histogram");
@@ -295,19 +302,47 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
     let gauges = [
         ("lbd_downstream_connections_active", "gauge", "Client connections open now.", c.downstream_active),
         ("lbd_downstream_connections_total", "counter", "Client connections accepted.", c.downstream_total),
-        ("lbd_downstream_connections_refused_total", "counter", "Client connections refused at max_connections.", c.downstream_refused),
+        (
+            "lbd_downstream_connections_refused_total",
+            "counter",
+            "Client connections refused at max_connections.",
+            c.downstream_refused,
+        ),
         ("lbd_upstream_connections_active", "gauge", "Upstream connections open now.", c.upstream_active),
         ("lbd_upstream_connections_total", "counter", "Upstream connections opened.", c.upstream_connects),
-        ("lbd_upstream_requests_reused_total", "counter", "Requests sent on a pooled upstream connection.", c.upstream_reused),
-        ("lbd_upstream_connect_failures_total", "counter", "Upstream connects that failed or timed out.", c.connect_failures),
+        (
+            "lbd_upstream_requests_reused_total",
+            "counter",
+            "Requests sent on a pooled upstream connection.",
+            c.upstream_reused,
+        ),
+        (
+            "lbd_upstream_connect_failures_total",
+            "counter",
+            "Upstream connects that failed or timed out.",
+            c.connect_failures,
+        ),
         ("lbd_upstream_retries_total", "counter", "Attempts retried on another endpoint.", c.retries),
-        ("lbd_access_log_dropped_total", "counter", "Access log lines dropped because the writer fell behind.", c.access_log_dropped),
-        ("lbd_config_generation", "gauge", "Generation of the running config (1 at start, +1 per reload).", config_generation),
+        (
+            "lbd_access_log_dropped_total",
+            "counter",
+            "Access log lines dropped because the writer fell behind.",
+            c.access_log_dropped,
+        ),
+        (
+            "lbd_config_generation",
+            "gauge",
+            "Generation of the running config (1 at start, +1 per reload).",
+            config_generation,
+        ),
     ];
     for (name, kind, help, v) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
     }
-    let _ = writeln!(out, "# HELP lbd_cluster_fail_open 1 when no endpoint of the cluster is available and traffic goes to all of them.");
+    let _ = writeln!(
+        out,
+        "# HELP lbd_cluster_fail_open 1 when no endpoint of the cluster is available and traffic goes to all of them."
+    );
     let _ = writeln!(out, "# TYPE lbd_cluster_fail_open gauge");
     for (name, s) in &clusters {
         let _ = writeln!(out, "lbd_cluster_fail_open{{cluster=\"{}\"}} {}", esc(name), u8::from(s.failing_open));
@@ -315,27 +350,43 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
     let _ = writeln!(out, "# HELP lbd_cluster_fail_open_requests_total Requests balanced while failing open.");
     let _ = writeln!(out, "# TYPE lbd_cluster_fail_open_requests_total counter");
     for (name, s) in &clusters {
-        let _ = writeln!(out, "lbd_cluster_fail_open_requests_total{{cluster=\"{}\"}} {}", esc(name), s.fail_open_picks);
+        let _ =
+            writeln!(out, "lbd_cluster_fail_open_requests_total{{cluster=\"{}\"}} {}", esc(name), s.fail_open_picks);
     }
     let _ = writeln!(out, "# HELP lbd_outlier_ejections_total Passive ejections (summed over workers).");
     let _ = writeln!(out, "# TYPE lbd_outlier_ejections_total counter");
     for (name, s) in &clusters {
         let _ = writeln!(out, "lbd_outlier_ejections_total{{cluster=\"{}\"}} {}", esc(name), s.ejections);
     }
-    let _ = writeln!(out, "# HELP lbd_endpoint_healthy 1 when the endpoint passes its active health check (1 without a check).");
+    let _ = writeln!(
+        out,
+        "# HELP lbd_endpoint_healthy 1 when the endpoint passes its active health check (1 without a check)."
+    );
     let _ = writeln!(out, "# TYPE lbd_endpoint_healthy gauge");
     for h in health {
-        let _ = writeln!(out, "lbd_endpoint_healthy{{cluster=\"{}\",endpoint=\"{}\"}} {}", esc(&h.cluster), esc(&h.address), u8::from(h.healthy));
+        let _ = writeln!(
+            out,
+            "lbd_endpoint_healthy{{cluster=\"{}\",endpoint=\"{}\"}} {}",
+            esc(&h.cluster),
+            esc(&h.address),
+            u8::from(h.healthy)
+        );
     }
     let _ = writeln!(out, "# HELP lbd_endpoint_ejected_workers Workers that have the endpoint passively ejected now.");
     let _ = writeln!(out, "# TYPE lbd_endpoint_ejected_workers gauge");
     for ((cl, addr), (ej, _)) in &endpoints {
-        let _ = writeln!(out, "lbd_endpoint_ejected_workers{{cluster=\"{}\",endpoint=\"{}\"}} {ej}", esc(cl), esc(addr));
+        let _ =
+            writeln!(out, "lbd_endpoint_ejected_workers{{cluster=\"{}\",endpoint=\"{}\"}} {ej}", esc(cl), esc(addr));
     }
     let _ = writeln!(out, "# HELP lbd_endpoint_requests_active In-flight requests to the endpoint.");
     let _ = writeln!(out, "# TYPE lbd_endpoint_requests_active gauge");
     for ((cl, addr), (_, active)) in &endpoints {
-        let _ = writeln!(out, "lbd_endpoint_requests_active{{cluster=\"{}\",endpoint=\"{}\"}} {active}", esc(cl), esc(addr));
+        let _ = writeln!(
+            out,
+            "lbd_endpoint_requests_active{{cluster=\"{}\",endpoint=\"{}\"}} {active}",
+            esc(cl),
+            esc(addr)
+        );
     }
     let _ = writeln!(out, "# HELP lbd_worker_io_backend The IO backend each worker runs.");
     let _ = writeln!(out, "# TYPE lbd_worker_io_backend gauge");

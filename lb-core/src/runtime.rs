@@ -51,9 +51,12 @@ impl WorkerRuntime {
     pub fn new(choice: IoBackendChoice) -> io::Result<(Self, Option<String>)> {
         match choice {
             IoBackendChoice::Epoll => Ok((Self::epoll()?, None)),
-            IoBackendChoice::Uring => Ok((Self::uring().map_err(|e| {
-                io::Error::new(e.kind(), format!("io_backend = \"uring\" but io_uring cannot be set up: {e}"))
-            })?, None)),
+            IoBackendChoice::Uring => Ok((
+                Self::uring().map_err(|e| {
+                    io::Error::new(e.kind(), format!("io_backend = \"uring\" but io_uring cannot be set up: {e}"))
+                })?,
+                None,
+            )),
             IoBackendChoice::Auto => match Self::uring() {
                 Ok(rt) => Ok((rt, None)),
                 Err(e) => Ok((Self::epoll()?, Some(format!("io_uring unavailable ({e}); using epoll")))),

@@ -46,11 +46,17 @@ impl Snapshot {
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let mut slot = |route: &str, cluster: &str| {
-                slots.push(SlotNames { listener: l.name.clone(), route: route.to_string(), cluster: cluster.to_string() });
+                slots.push(SlotNames {
+                    listener: l.name.clone(),
+                    route: route.to_string(),
+                    cluster: cluster.to_string(),
+                });
                 RouteTarget { cluster: config.cluster_index(cluster).unwrap_or(0), slot: slots.len() - 1 }
             };
             listeners.push(match &l.kind {
-                ListenerKind::Http { routes } => ListenerPlan::Http(Router::new(routes, |_, r| slot(&r.name, &r.cluster))),
+                ListenerKind::Http { routes } => {
+                    ListenerPlan::Http(Router::new(routes, |_, r| slot(&r.name, &r.cluster)))
+                }
                 ListenerKind::Tcp { cluster } => ListenerPlan::Tcp(slot("tcp", cluster)),
             });
         }

@@ -97,8 +97,7 @@ impl WorkerCtx {
     /// pools; changed ones start fresh (in-flight requests keep the old ones alive).
     pub fn apply_snapshot(&self, snapshot: Arc<Snapshot>) {
         let mut st = self.state.borrow_mut();
-        let mut old: HashMap<String, Rc<ClusterRt>> =
-            st.clusters.drain(..).map(|c| (c.cfg.name.clone(), c)).collect();
+        let mut old: HashMap<String, Rc<ClusterRt>> = st.clusters.drain(..).map(|c| (c.cfg.name.clone(), c)).collect();
         st.clusters = snapshot
             .config
             .clusters
@@ -176,7 +175,11 @@ impl WorkerCtx {
             let mut s = c.state.borrow_mut();
             clusters.insert(
                 c.cfg.name.clone(),
-                ClusterStat { failing_open: s.is_failing_open(now), fail_open_picks: s.fail_open_picks, ejections: s.ejections },
+                ClusterStat {
+                    failing_open: s.is_failing_open(now),
+                    fail_open_picks: s.fail_open_picks,
+                    ejections: s.ejections,
+                },
             );
             for (i, e) in s.endpoints().iter().enumerate() {
                 endpoints.push(EndpointStat {

@@ -20,7 +20,8 @@ pub async fn probe(addr: SocketAddr, kind: &HealthCheckKind, timeout: Duration) 
 async fn probe_inner(addr: SocketAddr, kind: &HealthCheckKind) -> bool {
     let Ok(stream) = TcpStream::connect(addr).await else { return false };
     let HealthCheckKind::Http { path, expected_status, host } = kind else { return true };
-    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await else {
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await
+    else {
         return false;
     };
     let host = host.clone().unwrap_or_else(|| addr.to_string());

@@ -13,7 +13,8 @@ pub const LBD: &str = env!("CARGO_BIN_EXE_lbd");
 
 /// Fails loudly when a tool the test needs is missing.
 pub fn require(tool: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
     assert!(found, "`{tool}` is required by this test but is not installed; run scripts/test.sh, which installs it");
 }
 
@@ -25,7 +26,11 @@ pub fn free_port() -> u16 {
 /// A scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("lbd-test-{}-{}-{name}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "lbd-test-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
@@ -152,7 +157,11 @@ impl Lbd {
             }
             http_raw(admin, "GET /ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200")
         });
-        assert!(ready && lbd.proc.child.try_wait().ok().flatten().is_none(), "lbd did not become ready:\n{}", lbd.stderr());
+        assert!(
+            ready && lbd.proc.child.try_wait().ok().flatten().is_none(),
+            "lbd did not become ready:\n{}",
+            lbd.stderr()
+        );
         lbd
     }
 

@@ -44,11 +44,16 @@ pub struct Balancer {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    RoundRobin { current: Vec<i64> },
+    RoundRobin {
+        current: Vec<i64>,
+    },
     LeastRequest,
     RingHash(HashRing),
     /// The table and the availability it was built for.
-    Maglev { table: MaglevTable, built_for: Vec<bool> },
+    Maglev {
+        table: MaglevTable,
+        built_for: Vec<bool>,
+    },
     Random,
 }
 

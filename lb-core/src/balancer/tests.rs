@@ -28,7 +28,9 @@ fn smooth_round_robin_is_exact_and_interleaved() {
     let mut rng = fastrand::Rng::with_seed(1);
     let avail = [true; 3];
     let seq: Vec<usize> = (0..7)
-        .map(|_| b.pick(PickInput { available: &avail, active: &[0; 3], hash: None }, &keys(3), &mut rng).expect("pick"))
+        .map(|_| {
+            b.pick(PickInput { available: &avail, active: &[0; 3], hash: None }, &keys(3), &mut rng).expect("pick")
+        })
         .collect();
     // nginx's documented sequence for weights 5,1,1: a a b a c a a
     assert_eq!(seq, vec![0, 0, 1, 0, 2, 0, 0]);
@@ -44,7 +46,10 @@ fn unavailable_endpoints_get_nothing() {
         assert!(c[0] > 0 && c[2] > 0, "{policy:?}: {c:?}");
         let mut none = Balancer::new(policy, vec![1, 1], &keys(2));
         let mut rng = fastrand::Rng::with_seed(1);
-        assert_eq!(none.pick(PickInput { available: &[false, false], active: &[0, 0], hash: Some(1) }, &keys(2), &mut rng), None);
+        assert_eq!(
+            none.pick(PickInput { available: &[false, false], active: &[0, 0], hash: Some(1) }, &keys(2), &mut rng),
+            None
+        );
     }
 }
 
@@ -81,10 +86,15 @@ fn hash_policies_are_consistent_and_move_only_the_lost_keys() {
         let mut rng = fastrand::Rng::with_seed(1);
         let all = [true; 5];
         let mut pick = |b: &mut Balancer, avail: &[bool], key: &str| {
-            b.pick(PickInput { available: avail, active: &[0; 5], hash: Some(hash_key(key.as_bytes())) }, &keys(5), &mut rng)
-                .expect("pick")
+            b.pick(
+                PickInput { available: avail, active: &[0; 5], hash: Some(hash_key(key.as_bytes())) },
+                &keys(5),
+                &mut rng,
+            )
+            .expect("pick")
         };
-        let before: HashMap<String, usize> = (0..2000).map(|i| format!("k{i}")).map(|k| (k.clone(), pick(&mut b, &all, &k))).collect();
+        let before: HashMap<String, usize> =
+            (0..2000).map(|i| format!("k{i}")).map(|k| (k.clone(), pick(&mut b, &all, &k))).collect();
         for (k, e) in &before {
             assert_eq!(pick(&mut b, &all, k), *e, "{policy:?}: same key, same endpoint");
         }
@@ -116,7 +126,9 @@ fn maglev_small_table_spreads_evenly() {
 fn cluster(n: usize, policy: Policy) -> ClusterConfig {
     ClusterConfig {
         name: "c".into(),
-        endpoints: (0..n).map(|i| EndpointConfig { address: format!("127.0.0.1:{}", 9000 + i).parse().expect("addr"), weight: 1 }).collect(),
+        endpoints: (0..n)
+            .map(|i| EndpointConfig { address: format!("127.0.0.1:{}", 9000 + i).parse().expect("addr"), weight: 1 })
+            .collect(),
         policy,
         hash_on: HashOn::SourceIp,
         connect_timeout: Duration::from_secs(1),
@@ -125,7 +137,11 @@ fn cluster(n: usize, policy: Policy) -> ClusterConfig {
         pool_size: 8,
         pool_idle_timeout: Duration::from_secs(60),
         health_check: None,
-        outlier: OutlierConfig { consecutive_failures: 2, base_ejection: Duration::from_secs(10), max_ejection: Duration::from_secs(60) },
+        outlier: OutlierConfig {
+            consecutive_failures: 2,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(60),
+        },
     }
 }
 

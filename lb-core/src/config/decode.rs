@@ -189,11 +189,8 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, errs: &mut Errors) -> 
         .enumerate()
         .filter_map(|(i, (t, span))| decode_listener(i, t, span, errs))
         .collect();
-    let clusters: Vec<_> = f
-        .tables("clusters", errs)
-        .into_iter()
-        .filter_map(|(t, span)| decode_cluster(t, span, errs))
-        .collect();
+    let clusters: Vec<_> =
+        f.tables("clusters", errs).into_iter().filter_map(|(t, span)| decode_cluster(t, span, errs)).collect();
     f.finish(errs);
     Some(Config { workers, io_backend, drain_timeout, admin, access_log, listeners, clusters })
 }
@@ -214,11 +211,8 @@ fn decode_admin(f: &mut Fields<'_, '_>, errs: &mut Errors) -> AdminConfig {
 }
 
 fn decode_access_log(f: &mut Fields<'_, '_>, errs: &mut Errors) -> AccessLogConfig {
-    let mut log = AccessLogConfig {
-        target: AccessLogTarget::Stdout,
-        format: AccessLogFormat::Json,
-        buffer_lines: 65536,
-    };
+    let mut log =
+        AccessLogConfig { target: AccessLogTarget::Stdout, format: AccessLogFormat::Json, buffer_lines: 65536 };
     if let Some((t, span)) = f.table("access_log", errs) {
         let mut a = Fields::new(t, span, "[access_log]");
         match a.string("path", errs) {
@@ -278,7 +272,10 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> 
                 errs.push(span.clone(), "an `http` listener needs at least one [[listeners.routes]]");
             }
             if let Some(v) = f.get("cluster") {
-                errs.push(v.span(), "`cluster` is for `tcp` listeners; `http` listeners route with [[listeners.routes]]");
+                errs.push(
+                    v.span(),
+                    "`cluster` is for `tcp` listeners; `http` listeners route with [[listeners.routes]]",
+                );
             }
             ListenerKind::Http { routes }
         }
@@ -297,8 +294,7 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> 
     let max_connections = f.int("max_connections", 1, 10_000_000, errs).unwrap_or(100_000) as usize;
     let header_read_timeout = f.duration("header_read_timeout", errs).unwrap_or(Duration::from_secs(10));
     let idle_timeout = f.duration("idle_timeout", errs).unwrap_or(Duration::from_secs(60));
-    let max_request_header_bytes =
-        f.int("max_request_header_bytes", 8192, 1 << 24, errs).unwrap_or(65536) as usize;
+    let max_request_header_bytes = f.int("max_request_header_bytes", 8192, 1 << 24, errs).unwrap_or(65536) as usize;
     f.finish(errs);
     Some(ListenerConfig {
         name: name?,
@@ -370,9 +366,9 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
                     },
                     DeValue::Table(t) => {
                         let mut e = Fields::new(t, item.span(), "an endpoint");
-                        let addr = e.required_string("address", errs).and_then(|(s, span)| {
-                            socket_addr(s).map_err(|msg| errs.push(span, msg)).ok()
-                        });
+                        let addr = e
+                            .required_string("address", errs)
+                            .and_then(|(s, span)| socket_addr(s).map_err(|msg| errs.push(span, msg)).ok());
                         let weight = e.int("weight", 1, 10_000, errs).unwrap_or(1) as u32;
                         e.finish(errs);
                         if let Some(address) = addr {
@@ -397,7 +393,12 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
         Some(("maglev", _)) => Policy::Maglev,
         Some(("random", _)) => Policy::Random,
         Some((other, span)) => {
-            errs.push(span, format!("`policy` must be one of round_robin, least_request, ring_hash, maglev, random; not \"{other}\""));
+            errs.push(
+                span,
+                format!(
+                    "`policy` must be one of round_robin, least_request, ring_hash, maglev, random; not \"{other}\""
+                ),
+            );
             Policy::RoundRobin
         }
     };
@@ -407,7 +408,10 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
             Some(("header", h)) if !h.is_empty() => HashOn::Header(h.to_ascii_lowercase()),
             Some(("cookie", c)) if !c.is_empty() => HashOn::Cookie(c.to_string()),
             _ => {
-                errs.push(span, format!("`hash_on` must be \"source_ip\", \"header:NAME\" or \"cookie:NAME\", not \"{s}\""));
+                errs.push(
+                    span,
+                    format!("`hash_on` must be \"source_ip\", \"header:NAME\" or \"cookie:NAME\", not \"{s}\""),
+                );
                 HashOn::SourceIp
             }
         },
@@ -422,7 +426,9 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
         let mut o = Fields::new(t, span, "[clusters.outlier]");
         let d = OutlierConfig::default();
         let out = OutlierConfig {
-            consecutive_failures: o.int("consecutive_failures", 0, 1_000_000, errs).map_or(d.consecutive_failures, |n| n as u32),
+            consecutive_failures: o
+                .int("consecutive_failures", 0, 1_000_000, errs)
+                .map_or(d.consecutive_failures, |n| n as u32),
             base_ejection: o.duration("base_ejection", errs).unwrap_or(d.base_ejection),
             max_ejection: o.duration("max_ejection", errs).unwrap_or(d.max_ejection),
         };
@@ -506,7 +512,10 @@ pub(super) fn cross_check(cfg: &Config, root: &DeTable<'_>, root_span: Span, err
             }
         }
         if l.bind.contains(&cfg.admin.bind) {
-            errs.push(span_of(&listener_tables, i, "bind"), format!("address {} is the admin listener's", cfg.admin.bind));
+            errs.push(
+                span_of(&listener_tables, i, "bind"),
+                format!("address {} is the admin listener's", cfg.admin.bind),
+            );
         }
         match &l.kind {
             ListenerKind::Tcp { cluster } if cfg.cluster_index(cluster).is_none() => {
@@ -514,10 +523,8 @@ pub(super) fn cross_check(cfg: &Config, root: &DeTable<'_>, root_span: Span, err
             }
             ListenerKind::Tcp { .. } => {}
             ListenerKind::Http { routes } => {
-                let route_tables = listener_tables
-                    .get(i)
-                    .map(|(t, _)| array_of_tables(t, "routes"))
-                    .unwrap_or_default();
+                let route_tables =
+                    listener_tables.get(i).map(|(t, _)| array_of_tables(t, "routes")).unwrap_or_default();
                 for (ri, r) in routes.iter().enumerate() {
                     if cfg.cluster_index(&r.cluster).is_none() {
                         errs.push(span_of(&route_tables, ri, "cluster"), format!("no cluster named `{}`", r.cluster));

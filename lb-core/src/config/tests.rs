@@ -100,7 +100,8 @@ fn every_error_is_reported_not_just_the_first() {
     assert!(errs.iter().any(|e| e.contains("`interval`: `soon` is not a duration")));
     assert!(errs.iter().any(|e| e.contains("no cluster named `apii`")));
     // Sorted by position, each with FILE:LINE:COL.
-    let lines: Vec<usize> = errs.iter().map(|e| e.split(':').nth(1).and_then(|n| n.parse().ok()).expect("line")).collect();
+    let lines: Vec<usize> =
+        errs.iter().map(|e| e.split(':').nth(1).and_then(|n| n.parse().ok()).expect("line")).collect();
     assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
 }
 
@@ -112,7 +113,9 @@ fn syntax_errors_have_positions() {
 
 #[test]
 fn cross_references_and_duplicates_are_checked() {
-    let text = GOOD.replace("bind = \"127.0.0.1:5433\"", "bind = \"127.0.0.1:8080\"").replace("name = \"web\"\nendpoints", "name = \"api\"\nendpoints");
+    let text = GOOD
+        .replace("bind = \"127.0.0.1:5433\"", "bind = \"127.0.0.1:8080\"")
+        .replace("name = \"web\"\nendpoints", "name = \"api\"\nendpoints");
     let errs = errors(&text);
     assert!(errs.iter().any(|e| e.contains("address 127.0.0.1:8080 is bound by two listeners")), "{errs:#?}");
     assert!(errs.iter().any(|e| e.contains("cluster `api` is defined twice")), "{errs:#?}");

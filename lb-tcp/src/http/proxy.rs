@@ -67,7 +67,11 @@ struct Trace {
 }
 
 /// hyper's service entry point.
-pub async fn handle(ctx: Rc<WorkerCtx>, conn: Rc<ConnInfo>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+pub async fn handle(
+    ctx: Rc<WorkerCtx>,
+    conn: Rc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let in_flight = InFlight::new(conn.activity.clone());
     let started = Instant::now();
     let time = SystemTime::now();
@@ -163,7 +167,12 @@ fn request_hash<B>(cfg: &ClusterConfig, req: &Request<B>, ip: IpAddr) -> Option<
     }
 }
 
-async fn proxy(ctx: &Rc<WorkerCtx>, conn: &ConnInfo, req: Request<Incoming>, trace: &mut Trace) -> Result<Response<ProxyBody>, ProxyError> {
+async fn proxy(
+    ctx: &Rc<WorkerCtx>,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    trace: &mut Trace,
+) -> Result<Response<ProxyBody>, ProxyError> {
     let (target, cluster) = {
         let st = ctx.state.borrow();
         let snap = &st.snapshot;
@@ -226,7 +235,8 @@ async fn proxy(ctx: &Rc<WorkerCtx>, conn: &ConnInfo, req: Request<Incoming>, tra
                 }
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers, switching);
-                let release = Release { cluster: cluster.clone(), endpoint: ep, sender: (!switching).then_some(sender), outcome };
+                let release =
+                    Release { cluster: cluster.clone(), endpoint: ep, sender: (!switching).then_some(sender), outcome };
                 return Ok(Response::from_parts(parts, ProxyBody::upstream(body, release)));
             }
             Err((e, back)) => {
