@@ -1,0 +1,120 @@
+//! Listener limits (idle and header timeouts, max connections), IPv6 binds and the access log.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn listener_config(admin: u16, port: u16, backend: &str, listener_extra: &str, top_extra: &str) -> String {
+    format!(
+        "workers = 1\n{top_extra}\n[admin]\nbind = \"127.0.0.1:{admin}\"\n\
+         [[listeners]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]\n{listener_extra}\n\
+         [[listeners.routes]]\ncluster = \"c\"\n[[clusters]]\nname = \"c\"\nendpoints = [\"{backend}\"]\n"
+    )
+}
+
+/// Reads until EOF or `limit`; returns (bytes, whether the peer closed).
+fn read_until_close(s: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let _ = s.set_read_timeout(Some(limit));
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+        }
+    }
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start("idle", admin, &listener_config(admin, port, &a.addr(), "idle_timeout = \"1s\"", "[access_log]\npath = \"off\""));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut buf = [0u8; 1024];
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let n = s.read(&mut buf).expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let t = Instant::now();
+    let (_, closed) = read_until_close(&mut s, Duration::from_secs(5));
+    assert!(closed, "idle connection was not closed");
+    let waited = t.elapsed();
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_millis(2500), "closed after {waited:?}");
+    // A slow request is in flight, not idle: it outlives the idle timeout.
+    let (body, status) = get(port, "/slow?ms=2000", &[]);
+    assert_eq!((body.as_str(), status), ("a\n", 200));
+}
+
+#[test]
+fn a_client_that_does_not_finish_its_head_is_cut_off() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start("hdrtimeout", admin, &listener_config(admin, port, &a.addr(), "header_read_timeout = \"1s\"", "[access_log]\npath = \"off\""));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow:").expect("write");
+    let t = Instant::now();
+    let (resp, closed) = read_until_close(&mut s, Duration::from_secs(5));
+    assert!(closed, "slow-header connection still open: {resp:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+}
+
+#[test]
+fn connections_over_max_connections_are_refused_and_counted() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let lbd = Lbd::start("maxconn", admin, &listener_config(admin, port, &a.addr(), "max_connections = 2", "[access_log]\npath = \"off\""));
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect")).collect();
+    assert!(wait_until(Duration::from_secs(3), || lbd.metric("lbd_downstream_connections_active", &[]) == 2.0));
+    let mut third = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = third.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (resp, closed) = read_until_close(&mut third, Duration::from_secs(3));
+    assert!(closed && resp.is_empty(), "third connection served: {resp:?}");
+    assert_eq!(lbd.metric("lbd_downstream_connections_refused_total", &[]), 1.0);
+    drop(held);
+    assert!(wait_until(Duration::from_secs(3), || get(port, "/", &[]).1 == 200));
+}
+
+#[test]
+fn ipv6_and_ipv4_binds_both_serve() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start("v6", admin, &listener_config(admin, port, &a.addr(), "", "[access_log]\npath = \"off\""));
+    let (body, ok) = curl(&["-s", "-g", &format!("http://[::1]:{port}/headers")]);
+    assert!(ok, "IPv6 request failed");
+    assert!(body.contains("\"x-forwarded-for\": \"::1\""), "{body}");
+    assert_eq!(get(port, "/", &[]), ("a\n".to_string(), 200));
+}
+
+#[test]
+fn access_log_writes_one_json_line_per_request() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let dir = scratch("accesslog");
+    let log = dir.join("access.log");
+    let top = format!("[access_log]\npath = \"{}\"\nformat = \"json\"", log.display());
+    let _lbd = Lbd::start("accesslog", admin, &listener_config(admin, port, &a.addr(), "", &top));
+    let (_, ok) = curl(&["-s", "-H", "X-Request-Id: trace-7", &format!("http://127.0.0.1:{port}/p/[1-5]?q=1")]);
+    assert!(ok);
+    assert!(wait_until(Duration::from_secs(3), || std::fs::read_to_string(&log).unwrap_or_default().lines().count() == 5));
+    let text = std::fs::read_to_string(&log).expect("log");
+    for (i, line) in text.lines().enumerate() {
+        assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+        for field in [
+            format!("\"path\":\"/p/{}?q=1\"", i + 1),
+            "\"status\":200".to_string(),
+            "\"listener\":\"web\"".to_string(),
+            "\"cluster\":\"c\"".to_string(),
+            format!("\"upstream\":\"{}\"", a.addr()),
+            "\"request_id\":\"trace-7\"".to_string(),
+            "\"protocol\":\"HTTP/1.1\"".to_string(),
+        ] {
+            assert!(line.contains(&field), "missing {field} in {line}");
+        }
+    }
+}
