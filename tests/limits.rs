@@ -34,7 +34,11 @@ fn read_until_close(s: &mut TcpStream, limit: Duration) -> (String, bool) {
 fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
     let a = Backend::start("a");
     let (admin, port) = (free_port(), free_port());
-    let _lbd = Lbd::start("idle", admin, &listener_config(admin, port, &a.addr(), "idle_timeout = \"1s\"", "[access_log]\npath = \"off\""));
+    let _lbd = Lbd::start(
+        "idle",
+        admin,
+        &listener_config(admin, port, &a.addr(), "idle_timeout = \"1s\"", "[access_log]\npath = \"off\""),
+    );
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
     let mut buf = [0u8; 1024];
@@ -55,7 +59,11 @@ fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
 fn a_client_that_does_not_finish_its_head_is_cut_off() {
     let a = Backend::start("a");
     let (admin, port) = (free_port(), free_port());
-    let _lbd = Lbd::start("hdrtimeout", admin, &listener_config(admin, port, &a.addr(), "header_read_timeout = \"1s\"", "[access_log]\npath = \"off\""));
+    let _lbd = Lbd::start(
+        "hdrtimeout",
+        admin,
+        &listener_config(admin, port, &a.addr(), "header_read_timeout = \"1s\"", "[access_log]\npath = \"off\""),
+    );
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow:").expect("write");
     let t = Instant::now();
@@ -68,7 +76,11 @@ fn a_client_that_does_not_finish_its_head_is_cut_off() {
 fn connections_over_max_connections_are_refused_and_counted() {
     let a = Backend::start("a");
     let (admin, port) = (free_port(), free_port());
-    let lbd = Lbd::start("maxconn", admin, &listener_config(admin, port, &a.addr(), "max_connections = 2", "[access_log]\npath = \"off\""));
+    let lbd = Lbd::start(
+        "maxconn",
+        admin,
+        &listener_config(admin, port, &a.addr(), "max_connections = 2", "[access_log]\npath = \"off\""),
+    );
     let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect")).collect();
     assert!(wait_until(Duration::from_secs(3), || lbd.metric("lbd_downstream_connections_active", &[]) == 2.0));
     let mut third = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -101,7 +113,9 @@ fn access_log_writes_one_json_line_per_request() {
     let _lbd = Lbd::start("accesslog", admin, &listener_config(admin, port, &a.addr(), "", &top));
     let (_, ok) = curl(&["-s", "-H", "X-Request-Id: trace-7", &format!("http://127.0.0.1:{port}/p/[1-5]?q=1")]);
     assert!(ok);
-    assert!(wait_until(Duration::from_secs(3), || std::fs::read_to_string(&log).unwrap_or_default().lines().count() == 5));
+    assert!(
+        wait_until(Duration::from_secs(3), || std::fs::read_to_string(&log).unwrap_or_default().lines().count() == 5)
+    );
     let text = std::fs::read_to_string(&log).expect("log");
     for (i, line) in text.lines().enumerate() {
         assert!(line.starts_with('{') && line.ends_with('}'), "{line}");

@@ -44,14 +44,8 @@ pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, 
     let mut attempts = 0;
     let mut served = None;
     let mut client = Some(client);
-    for _ in 0..=cluster.cfg.retries {
-        let pick = {
-            let mut st = ctx.state.borrow_mut();
-            let st = &mut *st;
-            cluster.state.borrow_mut().pick(Instant::now(), None, &tried, &mut st.rng)
-        };
-        let Some(pick) = pick else { break };
-        let ep = pick.index;
+    for attempt in 0..=cluster.cfg.retries {
+        let Some(ep) = ctx.pick(&cluster, None, &tried, attempt) else { break };
         let addr = cluster.address(ep);
         attempts += 1;
         let Some(c) = client.take() else { break };

@@ -209,18 +209,9 @@ async fn proxy(
     let mut tried: Vec<usize> = Vec::new();
     let mut last = ProxyError::NoEndpoint;
     for attempt in 0..=cluster.cfg.retries {
-        let pick = {
-            let mut st = ctx.state.borrow_mut();
-            let st = &mut *st;
-            cluster.state.borrow_mut().pick(Instant::now(), hash, &tried, &mut st.rng)
-        };
-        let Some(pick) = pick else { break };
-        let ep = pick.index;
+        let Some(ep) = ctx.pick(&cluster, hash, &tried, attempt) else { break };
         trace.attempts += 1;
         trace.upstream = Some(cluster.address(ep));
-        if attempt > 0 {
-            ctx.state.borrow_mut().metrics.counters.retries += 1;
-        }
         cluster.state.borrow_mut().start_request(ep);
         match send(ctx, &cluster, ep, req).await {
             Ok((mut resp, sender)) => {
