@@ -25,6 +25,10 @@ fn read_until_close(s: &mut TcpStream, limit: Duration) -> (String, bool) {
         match s.read(&mut buf) {
             Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
+            // A reset is a close too: the server shut a socket holding unread request bytes.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&out).into_owned(), true);
+            }
             Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
         }
     }

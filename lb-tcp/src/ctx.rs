@@ -205,3 +205,72 @@ impl WorkerCtx {
         st.metrics.stats(self.id, self.backend.as_str(), clusters, endpoints)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Arc<Snapshot> {
+        let text = "[[listeners]]\nname = \"web\"\nbind = \"127.0.0.1:1\"\n[[listeners.routes]]\ncluster = \"c\"\n\
+                    [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:2\", \"127.0.0.1:3\"]\n";
+        let cfg = lb_core::config::parse(text, "t.toml").expect("config");
+        Arc::new(Snapshot::new(cfg, text.into(), 1))
+    }
+
+    fn record() -> AccessRecord {
+        AccessRecord {
+            time: std::time::SystemTime::now(),
+            worker: 0,
+            listener: "web".into(),
+            client: "127.0.0.1:9".parse().expect("addr"),
+            method: "GET".into(),
+            host: "-".into(),
+            path: "/".into(),
+            protocol: "HTTP/1.1",
+            status: 200,
+            route: "r".into(),
+            cluster: "c".into(),
+            upstream: None,
+            duration_us: 1,
+            request_id: String::new(),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn a_full_access_log_queue_drops_and_counts_instead_of_blocking() {
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let ctx = WorkerCtx::new(0, IoBackend::Epoll, snapshot(), Some(tx));
+        for _ in 0..5 {
+            ctx.log(record);
+        }
+        assert_eq!(rx.len(), 2);
+        assert_eq!(ctx.stats().counters.access_log_dropped, 3);
+    }
+
+    #[test]
+    fn reload_keeps_unchanged_cluster_state_and_rebuilds_changed_ones() {
+        let ctx = WorkerCtx::new(0, IoBackend::Epoll, snapshot(), None);
+        let before = ctx.state.borrow().clusters[0].clone();
+        let same = snapshot();
+        ctx.apply_snapshot(same);
+        assert!(Rc::ptr_eq(&before, &ctx.state.borrow().clusters[0]), "unchanged cluster keeps its pools and state");
+        let text = "[[listeners]]\nname = \"web\"\nbind = \"127.0.0.1:1\"\n[[listeners.routes]]\ncluster = \"c\"\n\
+                    [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:2\"]\n";
+        let cfg = lb_core::config::parse(text, "t.toml").expect("config");
+        ctx.apply_snapshot(Arc::new(Snapshot::new(cfg, text.into(), 2)));
+        let after = ctx.state.borrow().clusters[0].clone();
+        assert!(!Rc::ptr_eq(&before, &after));
+        assert_eq!(after.state.borrow().endpoints().len(), 1);
+    }
+
+    #[test]
+    fn health_updates_reach_the_cluster_state() {
+        let ctx = WorkerCtx::new(0, IoBackend::Epoll, snapshot(), None);
+        ctx.apply_health("c", "127.0.0.1:2".parse().expect("addr"), false);
+        let stats = ctx.stats();
+        assert!(!stats.clusters["c"].failing_open);
+        ctx.apply_health("c", "127.0.0.1:3".parse().expect("addr"), false);
+        assert!(ctx.stats().clusters["c"].failing_open);
+    }
+}
