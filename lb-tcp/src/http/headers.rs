@@ -33,52 +33,78 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers and those named in `Connection`. With `upgrade`, keeps `Upgrade`
 /// and sets `Connection: upgrade` so the next hop sees the upgrade request or acceptance.
+///
+/// Runs twice per proxied request, so it first scans the names once (standard names compare as
+/// enums, nothing is hashed) and removes only what is there.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| *n != header::UPGRADE)
-        .collect();
-    for n in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(n);
+    let mut found = 0u8;
+    let mut has_upgrade = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            found |= 1 << i;
+        } else if name == header::UPGRADE {
+            has_upgrade = true;
+        }
+    }
+    if found & 1 != 0 {
+        // HOP_BY_HOP[0] is Connection: drop the headers it names too.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !["keep-alive", "close", "upgrade"].iter().any(|c| t.eq_ignore_ascii_case(c)))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for n in &named {
+            headers.remove(n);
+        }
+    }
+    for (i, h) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            headers.remove(h);
+        }
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if has_upgrade {
         headers.remove(header::UPGRADE);
     }
 }
 
-/// Appends the client to `X-Forwarded-For`, sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
-    let ip = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+/// The `X-Forwarded-For` value for a client: built once per connection, cloned per request.
+pub fn forwarded_for(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Appends the client (`xff`, from [`forwarded_for`]) to `X-Forwarded-For`, sets
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
+pub fn add_forwarded(headers: &mut HeaderMap, xff: &HeaderValue, proto: &'static str) {
+    let chained = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => {
+            HeaderValue::from_str(&format!("{prev}, {}", xff.to_str().unwrap_or(""))).ok()
+        }
+        _ => None,
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
+    headers.insert(X_FORWARDED_FOR.clone(), chained.unwrap_or_else(|| xff.clone()));
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
 }
 
-/// Keeps a client's `X-Request-Id` when it is short and printable, else sets `fresh()`.
-pub fn request_id(headers: &mut HeaderMap, fresh: impl FnOnce() -> String) -> String {
-    if let Some(v) = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
-        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
-            return v.to_string();
+/// Keeps a client's `X-Request-Id` when it is short and printable, else sets `fresh()`; returns
+/// the id sent upstream.
+pub fn request_id(headers: &mut HeaderMap, fresh: impl FnOnce() -> HeaderValue) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic) {
+            return v.clone();
         }
     }
     let id = fresh();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert(X_REQUEST_ID.clone(), v);
-    }
+    headers.insert(X_REQUEST_ID.clone(), id.clone());
     id
 }
 
@@ -108,6 +134,9 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
+        let mut untouched = map(&[("content-length", "3"), ("x-a", "1")]);
+        strip_hop_by_hop(&mut untouched, false);
+        assert_eq!(untouched.len(), 2);
     }
 
     #[test]
@@ -123,7 +152,7 @@ mod tests {
     #[test]
     fn forwarded_headers_append_and_set() {
         let mut h = map(&[("host", "example.com"), ("x-forwarded-for", "10.0.0.1"), ("x-forwarded-proto", "https")]);
-        add_forwarded(&mut h, "192.0.2.7".parse().expect("ip"), "http");
+        add_forwarded(&mut h, &forwarded_for("192.0.2.7".parse().expect("ip")), "http");
         assert_eq!(h.get("x-forwarded-for").and_then(|v| v.to_str().ok()), Some("10.0.0.1, 192.0.2.7"));
         assert_eq!(h.get("x-forwarded-proto").and_then(|v| v.to_str().ok()), Some("http"));
         assert_eq!(h.get("x-forwarded-host").and_then(|v| v.to_str().ok()), Some("example.com"));
@@ -132,9 +161,9 @@ mod tests {
     #[test]
     fn request_id_is_kept_when_sane_and_replaced_otherwise() {
         let mut h = map(&[("x-request-id", "abc-123")]);
-        assert_eq!(request_id(&mut h, || "new".into()), "abc-123");
+        assert_eq!(request_id(&mut h, || HeaderValue::from_static("new")), "abc-123");
         let mut h = map(&[("x-request-id", "has space")]);
-        assert_eq!(request_id(&mut h, || "new".into()), "new");
+        assert_eq!(request_id(&mut h, || HeaderValue::from_static("new")), "new");
         assert_eq!(h.get("x-request-id").and_then(|v| v.to_str().ok()), Some("new"));
     }
 }

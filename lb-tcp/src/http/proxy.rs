@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 
 use super::body::{InFlight, ProxyBody, Release};
 use super::error::ProxyError;
-use super::headers::{add_forwarded, is_upgrade, request_id, strip_hop_by_hop};
+use super::headers::{add_forwarded, forwarded_for, is_upgrade, request_id, strip_hop_by_hop};
 use crate::activity::Activity;
 use crate::ctx::{ClusterRt, WorkerCtx};
 use crate::pool::Sender;
@@ -32,6 +32,8 @@ pub struct ConnInfo {
     listener: Rc<str>,
     max_header_bytes: usize,
     peer: SocketAddr,
+    /// This client's `X-Forwarded-For` entry.
+    xff: HeaderValue,
     activity: Rc<Activity>,
     /// (snapshot generation, listener index) from the last lookup.
     cached: Cell<Option<(u64, usize)>>,
@@ -40,7 +42,8 @@ pub struct ConnInfo {
 impl ConnInfo {
     /// A connection accepted on `listener` from `peer`.
     pub fn new(listener: Rc<str>, max_header_bytes: usize, peer: SocketAddr, activity: Rc<Activity>) -> Self {
-        Self { listener, max_header_bytes, peer, activity, cached: Cell::new(None) }
+        let xff = forwarded_for(peer.ip().to_canonical());
+        Self { listener, max_header_bytes, peer, xff, activity, cached: Cell::new(None) }
     }
 
     /// The listener's index in `snap`, `None` once a reload removed it.
@@ -63,7 +66,7 @@ struct Trace {
     slot: Option<usize>,
     upstream: Option<SocketAddr>,
     attempts: u32,
-    request_id: String,
+    request_id: Option<HeaderValue>,
 }
 
 /// hyper's service entry point.
@@ -116,7 +119,7 @@ pub async fn handle(
             cluster: names.as_ref().map_or_else(|| "-".into(), |n| n.cluster.clone()),
             upstream: trace.upstream,
             duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            request_id: std::mem::take(&mut trace.request_id),
+            request_id: trace.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
             attempts: trace.attempts,
         });
     }
@@ -195,8 +198,8 @@ async fn proxy(
             parts.headers.insert(header::HOST, v);
         }
     }
-    add_forwarded(&mut parts.headers, conn.peer.ip().to_canonical(), "http");
-    trace.request_id = request_id(&mut parts.headers, || ctx.next_request_id());
+    add_forwarded(&mut parts.headers, &conn.xff, "http");
+    trace.request_id = Some(request_id(&mut parts.headers, || ctx.next_request_id()));
     if parts.uri.authority().is_some() {
         // Absolute-form from the client; backends get origin-form.
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());

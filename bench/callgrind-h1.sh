@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Userspace instructions per proxied HTTP/1.1 request in lbd, counted by callgrind: repeatable
+# on a shared, noisy machine where wall-clock CPU figures are not. One epoll worker (valgrind does
+# not model io_uring), an nginx origin, h2load --h1 -c 8. Counters are zeroed after a warm-up and
+# dumped after N requests.  Usage: bench/callgrind-h1.sh [requests]   (default 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10000}
+for tool in valgrind h2load nginx; do command -v $tool >/dev/null || { echo "needs $tool (apt-get install valgrind nghttp2-client nginx-light)"; exit 1; }; done
+cargo build --release -q
+DIR=$(mktemp -d /tmp/lbd-cg.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$DIR"; }
+trap cleanup EXIT
+cat > "$DIR/origin.conf" <<NGX
+worker_processes 1; daemon off; pid $DIR/o.pid; error_log $DIR/o.err warn;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:18911; location / { return 200 'hello\n'; } } }
+NGX
+cat > "$DIR/lbd.toml" <<TOML
+workers = 1
+io_backend = "epoll"
+[admin]
+bind = "127.0.0.1:18919"
+[access_log]
+path = "off"
+[[listeners]]
+name = "bench"
+bind = "127.0.0.1:18910"
+[[listeners.routes]]
+cluster = "origin"
+[[clusters]]
+name = "origin"
+endpoints = ["127.0.0.1:18911"]
+TOML
+nginx -c "$DIR/origin.conf" & PIDS+=($!)
+valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" ./target/release/lbd run --config "$DIR/lbd.toml" 2>"$DIR/vg.err" &
+VG=$!; PIDS+=($VG)
+for _ in $(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/18910) 2>/dev/null && break; sleep 0.5; done
+h2load --h1 -n 2000 -c 8 http://127.0.0.1:18910/ >/dev/null
+callgrind_control -z "$VG" >/dev/null
+h2load --h1 -n "$N" -c 8 http://127.0.0.1:18910/ | grep -E "^requests:"
+callgrind_control -d "$VG" >/dev/null
+sleep 1
+last=$(ls -t "$DIR"/cg.out* | head -1)
+total=$(callgrind_annotate "$last" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+echo "lbd userspace instructions per request: $((total / N))  ($total over $N requests)"
+callgrind_annotate --inclusive=yes "$last" 2>/dev/null | grep -E "lb_tcp::http::(proxy::handle|headers)" | grep -v "=>" | head -6
