@@ -10,7 +10,7 @@ for tool in valgrind h2load nginx; do command -v $tool >/dev/null || { echo "nee
 cargo build --release -q
 DIR=$(mktemp -d /tmp/lbd-cg.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$DIR"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; [ -n "${KEEP:-}" ] && echo "kept $DIR" || rm -rf "$DIR"; }
 trap cleanup EXIT
 cat > "$DIR/origin.conf" <<NGX
 worker_processes 1; daemon off; pid $DIR/o.pid; error_log $DIR/o.err warn;

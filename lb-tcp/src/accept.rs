@@ -137,7 +137,8 @@ pub async fn accept_loop(ctx: Rc<WorkerCtx>, socket: TcpListener, listener: Rc<L
         tokio::task::spawn_local(async move {
             let _guard = guard;
             if listener.tcp.get() {
-                crate::l4::serve_tcp(ctx, stream, peer, listener).await;
+                // Boxed so that the (larger) L4 state does not size every connection's task.
+                Box::pin(crate::l4::serve_tcp(ctx, stream, peer, listener)).await;
             } else {
                 let _ = stream.set_nodelay(true);
                 crate::http::server::serve_http(ctx, stream, peer, listener).await;

@@ -14,7 +14,32 @@ use crate::activity::Activity;
 use crate::ctx::WorkerCtx;
 
 /// Serves one client connection until it closes.
+///
+/// Until its first byte arrives a connection costs only this small task: hyper's connection
+/// state and buffers (8 KiB and more) are allocated, boxed, once there is something to read.
+/// A client that sends nothing within `header_read_timeout` is closed.
 pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
+    let limits = listener.limits();
+    {
+        let mut worker_drain = ctx.drain_signal();
+        let mut listener_drain = listener.drain_signal();
+        if ctx.is_draining() || listener.is_draining() {
+            return;
+        }
+        // `readable()` may complete spuriously (tokio documents false positives); peek waits for
+        // a real first byte and leaves it for hyper.
+        let mut first = [0u8; 1];
+        tokio::select! {
+            r = stream.peek(&mut first) => if !matches!(r, Ok(n) if n > 0) { return },
+            () = tokio::time::sleep(limits.header_read_timeout) => return,
+            _ = worker_drain.changed() => return,
+            _ = listener_drain.changed() => return,
+        }
+    }
+    Box::pin(run(ctx, stream, peer, listener)).await;
+}
+
+async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
     let limits = listener.limits();
     let activity = Rc::new(Activity::default());
     let io = TokioIo::new(stream);

@@ -1,0 +1,115 @@
+//! Opens and holds N idle connections to a balancer, spreading source addresses over
+//! 127.0.0.0/8 so the 64k-ports-per-source limit does not cap N, and reports how many stayed
+//! open and how much the balancer's resident memory grew per connection.
+//!
+//! Kinds: `tcp` (connect only), `h2` (HTTP/2 client preface and SETTINGS sent, server SETTINGS
+//! read). TLS and QUIC kinds come with those protocols.
+
+use std::io::{self, ErrorKind};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::meter;
+
+/// HTTP/2 client preface followed by an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// What to hold.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnsSpec {
+    pub(crate) target: SocketAddr,
+    pub(crate) count: usize,
+    pub(crate) kind: String,
+    pub(crate) hold: Duration,
+    pub(crate) meter: Vec<u32>,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnsResult {
+    pub(crate) opened: usize,
+    pub(crate) alive: usize,
+    pub(crate) rss_before: u64,
+    pub(crate) rss_after: u64,
+}
+
+impl ConnsResult {
+    pub(crate) fn bytes_per_conn(&self) -> f64 {
+        (self.rss_after as f64 - self.rss_before as f64) / self.opened.max(1) as f64
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit; returns the new soft limit.
+pub(crate) fn raise_nofile() -> u64 {
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((_, hard)) => {
+            let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard);
+            hard
+        }
+        Err(_) => 1024,
+    }
+}
+
+fn source(i: usize) -> Ipv4Addr {
+    // 127.0.1.1 .. 127.0.1.250, then the next /24: 250 sources, each far below its port limit.
+    let n = (i % 250) as u8 + 1;
+    let block = (1 + i / 50_000) as u8;
+    Ipv4Addr::new(127, 0, block, n)
+}
+
+async fn open(target: SocketAddr, i: usize) -> io::Result<TcpStream> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
+    if target.is_ipv4() && target.ip().is_loopback() {
+        s.bind(&SocketAddr::from((source(i), 0)).into())?;
+    }
+    let std: std::net::TcpStream = s.into();
+    let sock = tokio::net::TcpSocket::from_std_stream(std);
+    sock.connect(target).await
+}
+
+/// Opens, measures, holds, checks.
+pub(crate) fn run(spec: &ConnsSpec) -> Result<ConnsResult, String> {
+    let limit = raise_nofile();
+    if spec.count as u64 + 64 > limit {
+        return Err(format!("{} connections need more than this process's open-file limit ({limit})", spec.count));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss_before = meter::usage_of(&spec.meter).rss;
+        let mut conns = Vec::with_capacity(spec.count);
+        // One at a time: a loopback connect takes tens of microseconds.
+        for i in 0..spec.count {
+            let mut s = open(spec.target, i).await.map_err(|e| format!("connection {i} failed: {e}"))?;
+            if spec.kind == "h2" {
+                s.write_all(H2_PREFACE).await.map_err(|e| format!("preface: {e}"))?;
+            }
+            conns.push(s);
+        }
+        let opened = conns.len();
+        // Let the balancer finish accepting and answering prefaces before measuring.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss_after = meter::usage_of(&spec.meter).rss;
+        tokio::time::sleep(spec.hold).await;
+        let alive = conns.iter().filter(|s| still_open(s)).count();
+        Ok(ConnsResult { opened, alive, rss_before, rss_after })
+    })
+}
+
+/// Open means: no EOF and no error; bytes the server sent (SETTINGS) are read and dropped.
+fn still_open(s: &TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        match s.try_read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Reads a process's own CPU time and resident memory from /proc, summed over the process and
+//! its child processes (nginx and HAProxy run workers as children). This is the figure least
+//! disturbed by the load generator sharing the cores.
+
+use std::fs;
+
+/// CPU ticks (utime + stime) and RSS bytes of `pid` and its children.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) ticks: u64,
+    pub(crate) rss: u64,
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for t in tasks.flatten() {
+        if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    out
+}
+
+fn one(pid: u32) -> Usage {
+    let page = 4096u64;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // rest starts at field 3 (state); utime is field 14, stime 15, rss 24 (1-based in proc(5)).
+    Usage { ticks: num(11) + num(12), rss: num(21) * page }
+}
+
+/// Usage of `pid` plus all its descendants.
+pub(crate) fn usage(pid: u32) -> Usage {
+    let mut total = one(pid);
+    let mut stack = children(pid);
+    while let Some(c) = stack.pop() {
+        let u = one(c);
+        total.ticks += u.ticks;
+        total.rss += u.rss;
+        stack.extend(children(c));
+    }
+    total
+}
+
+/// Sum over several processes.
+pub(crate) fn usage_of(pids: &[u32]) -> Usage {
+    pids.iter().map(|p| usage(*p)).fold(Usage::default(), |a, b| Usage { ticks: a.ticks + b.ticks, rss: a.rss + b.rss })
+}
+
+/// Clock ticks per second (USER_HZ); 100 on Linux.
+pub(crate) const TICKS_PER_SEC: f64 = 100.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_has_memory_and_cpu() {
+        let me = std::process::id();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        let u = usage(me);
+        assert!(u.rss > 1 << 20, "{u:?}");
+        assert!(u.ticks > 0, "{u:?}");
+    }
+}

@@ -1,0 +1,205 @@
+//! Turns result lines (JSON, one per measurement) into `results.md` (tables with lbd ÷ best
+//! peer ratios) and SVG bar charts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use serde_json::Value;
+
+fn num(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn text<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Reads `input` (JSON lines) and writes `results.md` and `*.svg` into `out`.
+pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
+    let raw = std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let rows: Vec<Value> =
+        raw.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut by_scenario: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for r in &rows {
+        by_scenario.entry(text(r, "scenario").to_string()).or_default().push(r);
+    }
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let mut md = String::from("# lbd benchmark results\n\n");
+    let meta = rows.iter().find(|r| text(r, "kind") == "meta");
+    if let Some(m) = meta {
+        let _ = writeln!(md, "{}\n", text(m, "note"));
+    }
+    let mut cpu_chart = Vec::new();
+    let mut lat_chart = Vec::new();
+    let mut mem_chart = Vec::new();
+    for (scenario, rs) in &by_scenario {
+        let loads: Vec<&&Value> = rs.iter().filter(|r| text(r, "kind") == "load").collect();
+        let conns: Vec<&&Value> = rs.iter().filter(|r| text(r, "kind") == "conns").collect();
+        if !loads.is_empty() {
+            let best_peer = loads
+                .iter()
+                .filter(|r| !text(r, "label").starts_with("lbd"))
+                .map(|r| num(r, "cpu_us_per_req"))
+                .filter(|v| *v > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let _ = writeln!(md, "## {scenario}\n\n{}\n", text(loads[0], "command"));
+            let _ = writeln!(md, "| balancer | req/s | errors | p50 µs | p90 µs | p99 µs | p99.9 µs | CPU µs/req | CPU s per 1k req | MB/s | vs best peer (CPU/req) |");
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+            let mut cpu = Vec::new();
+            let mut lat = Vec::new();
+            for r in &loads {
+                let label = text(r, "label");
+                let c = num(r, "cpu_us_per_req");
+                let ratio = if label.starts_with("lbd") && best_peer.is_finite() && c > 0.0 {
+                    format!("{:.2}", c / best_peer)
+                } else {
+                    "—".into()
+                };
+                let _ = writeln!(
+                    md,
+                    "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.4} | {:.1} | {ratio} |",
+                    num(r, "rps"),
+                    num(r, "errors"),
+                    num(r, "p50_us"),
+                    num(r, "p90_us"),
+                    num(r, "p99_us"),
+                    num(r, "p999_us"),
+                    c,
+                    c / 1000.0,
+                    num(r, "mb_per_s")
+                );
+                cpu.push((label.to_string(), c));
+                lat.push((format!("{label} p50"), num(r, "p50_us")));
+                lat.push((format!("{label} p99"), num(r, "p99_us")));
+                lat.push((format!("{label} p99.9"), num(r, "p999_us")));
+            }
+            md.push('\n');
+            cpu_chart.push((scenario.clone(), cpu));
+            lat_chart.push((scenario.clone(), lat));
+        }
+        if !conns.is_empty() {
+            let best_peer = conns
+                .iter()
+                .filter(|r| !text(r, "label").starts_with("lbd"))
+                .map(|r| num(r, "bytes_per_conn"))
+                .filter(|v| *v > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let _ = writeln!(md, "## {scenario}\n\n{}\n", text(conns[0], "command"));
+            let _ = writeln!(md, "| balancer | connections | still open | RSS before | RSS after | bytes per connection | vs best peer |");
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+            let mut mem = Vec::new();
+            for r in &conns {
+                let label = text(r, "label");
+                let b = num(r, "bytes_per_conn");
+                let ratio = if label.starts_with("lbd") && best_peer.is_finite() {
+                    format!("{:.2}", b / best_peer)
+                } else {
+                    "—".into()
+                };
+                let _ = writeln!(
+                    md,
+                    "| {label} | {:.0} | {:.0} | {:.1} MiB | {:.1} MiB | {:.0} | {ratio} |",
+                    num(r, "opened"),
+                    num(r, "alive"),
+                    num(r, "rss_before") / 1048576.0,
+                    num(r, "rss_after") / 1048576.0,
+                    b
+                );
+                mem.push((format!("{label} ({:.0})", num(r, "opened")), b));
+            }
+            md.push('\n');
+            mem_chart.push((scenario.clone(), mem));
+        }
+    }
+    md.push_str("Charts: `cpu_per_request.svg`, `latency.svg`, `memory_per_connection.svg`.\n");
+    let files = [
+        ("results.md", md),
+        ("cpu_per_request.svg", bar_chart("Balancer CPU per request (µs, lower is better)", &cpu_chart)),
+        ("latency.svg", bar_chart("Latency percentiles (µs, lower is better)", &lat_chart)),
+        (
+            "memory_per_connection.svg",
+            bar_chart("Resident memory per idle connection (bytes, lower is better)", &mem_chart),
+        ),
+    ];
+    for (name, body) in files {
+        std::fs::write(out.join(name), body).map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A horizontal bar chart: one block per group, one bar per (label, value).
+pub(crate) fn bar_chart(title: &str, groups: &[(String, Vec<(String, f64)>)]) -> String {
+    let bar_h = 18.0;
+    let left = 220.0;
+    let width = 900.0;
+    let plot = width - left - 90.0;
+    let bars: usize = groups.iter().map(|(_, b)| b.len() + 1).sum();
+    let height = 50.0 + bars as f64 * (bar_h + 4.0) + 10.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="10" y="24" font-size="15" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
+    let mut y = 44.0;
+    for (group, items) in groups {
+        let max = items.iter().map(|(_, v)| *v).fold(0.0f64, f64::max).max(1e-9);
+        let _ = writeln!(s, r#"<text x="10" y="{:.0}" font-weight="bold">{}</text>"#, y + 13.0, esc(group));
+        y += bar_h + 4.0;
+        for (label, v) in items {
+            let w = (v / max * plot).max(1.0);
+            let fill = if label.starts_with("lbd") { "#d9480f" } else { "#5c7cfa" };
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.0}" y="{:.0}" text-anchor="end">{}</text><rect x="{left}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{fill}"/><text x="{:.1}" y="{:.0}">{}</text>"#,
+                left - 6.0,
+                y + 13.0,
+                esc(label),
+                left + w + 4.0,
+                y + 13.0,
+                if *v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+            );
+            y += bar_h + 4.0;
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_has_ratios_and_charts() {
+        let dir = std::env::temp_dir().join(format!("lb-bench-report-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let input = dir.join("r.jsonl");
+        std::fs::write(
+            &input,
+            concat!(
+                r#"{"kind":"load","scenario":"h1","label":"lbd","command":"x","rps":1000,"cpu_us_per_req":8,"p50_us":100,"p99_us":200,"p999_us":300}"#, "\n",
+                r#"{"kind":"load","scenario":"h1","label":"nginx","command":"x","rps":900,"cpu_us_per_req":10,"p50_us":110,"p99_us":210,"p999_us":310}"#, "\n",
+                r#"{"kind":"conns","scenario":"idle","label":"lbd","command":"y","opened":1000,"alive":1000,"bytes_per_conn":400}"#, "\n",
+                r#"{"kind":"conns","scenario":"idle","label":"haproxy","command":"y","opened":1000,"alive":1000,"bytes_per_conn":1000}"#, "\n",
+            ),
+        )
+        .expect("write");
+        write(&input, &dir).expect("report");
+        let md = std::fs::read_to_string(dir.join("results.md")).expect("md");
+        assert!(md.contains("| lbd | 1000 | 0 | 100 | 0 | 200 | 300 | 8.00 | 0.0080 | 0.0 | 0.80 |"), "{md}");
+        assert!(md.contains("| lbd | 1000 | 1000 | 0.0 MiB | 0.0 MiB | 400 | 0.40 |"), "{md}");
+        let svg = std::fs::read_to_string(dir.join("cpu_per_request.svg")).expect("svg");
+        assert!(svg.starts_with("<svg") && svg.contains(">lbd<") && svg.contains(">nginx<"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
