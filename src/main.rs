@@ -16,6 +16,7 @@ mod access_log;
 mod admin;
 mod daemon;
 mod demo;
+mod doctor;
 mod health;
 mod worker;
 
@@ -47,6 +48,23 @@ enum Cmd {
     },
     /// Run two demo origins and the balancer in front of them (HTTP :8080, admin :9901).
     Demo,
+    /// Audit this host against kernel-tuning/99-lbd.conf, io_uring, CBPF, fd limits and cores;
+    /// exit 1 when anything is critical.
+    Doctor {
+        /// Also check the host against this config (workers, io_backend).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Every connection is a file descriptor: raise the soft limit to the hard one, as nginx's
+/// `worker_rlimit_nofile` does, and say how many that is.
+fn raise_nofile() {
+    if let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        if soft < hard && rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).is_ok() {
+            tracing::debug!(from = soft, to = hard, "raised the open-file limit");
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -59,6 +77,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    raise_nofile();
     match cli.cmd {
         Cmd::Run { config } => daemon::run(daemon::ConfigSource::File(config), |_| {}),
         Cmd::Check { config } => match lb_core::config::load(&config) {
@@ -78,5 +97,6 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Demo => demo::run(),
+        Cmd::Doctor { config } => doctor::run(config.as_deref()),
     }
 }

@@ -169,3 +169,16 @@ fn admin_api_answers() {
         assert!(m.contains(name), "missing {name} in\n{m}");
     }
 }
+
+#[test]
+fn doctor_audits_the_host_and_the_config() {
+    let dir = scratch("doctor");
+    let path = dir.join("many.toml");
+    std::fs::write(&path, "workers = 64\n[[listeners]]\nname = \"a\"\nbind = \"127.0.0.1:1\"\n[[listeners.routes]]\ncluster = \"c\"\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:2\"]\n").expect("write");
+    let out = Command::new(LBD).args(["doctor", "--config"]).arg(&path).output().expect("lbd doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("workers = 64 but this host has"), "{text}");
+    assert!(text.lines().last().is_some_and(|l| l.starts_with("lbd doctor: ")), "{text}");
+    // Critical findings (and only those) make the exit status non-zero.
+    assert_eq!(out.status.success(), !text.contains("CRITICAL "), "{text}");
+}

@@ -74,6 +74,16 @@ fn a_client_that_does_not_finish_its_head_is_cut_off() {
     let (resp, closed) = read_until_close(&mut s, Duration::from_secs(5));
     assert!(closed, "slow-header connection still open: {resp:?}");
     assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    // A client that sends nothing at all is closed after the same timeout.
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let t = Instant::now();
+    let (resp, closed) = read_until_close(&mut silent, Duration::from_secs(5));
+    assert!(closed && resp.is_empty(), "silent connection: {resp:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900) && t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]

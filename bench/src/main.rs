@@ -119,7 +119,8 @@ fn append(record: &Record, value: serde_json::Value) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let command_line =
+        std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
     let result = match cli.cmd {
         Cmd::Origin { listen, threads } => origin::run(listen, threads),
         Cmd::Load { url, h2, connections, streams, requests, duration, rate, record } => {

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# lbd against nginx, HAProxy and Caddy (Debian packages), same origin, same scenarios, one run.
+# Writes bench/results/{results.jsonl,results.md,*.svg}. Every server listens on 127.0.0.1 and is
+# stopped by its PID; every load is bounded in requests or seconds.
+# Usage: bench/compare.sh [--quick]      (--quick: smaller counts, for a smoke run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=${1:-}
+N=200000; IDLE=8000; RATE=20000; SECS=5   # IDLE: HAProxy needs 2 fds per connection under the 20,000-fd cap
+if [ "$QUICK" = "--quick" ]; then N=20000; IDLE=1000; RATE=5000; SECS=2; fi
+
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+need=()
+for pair in nginx:nginx-light haproxy:haproxy caddy:caddy h2load:nghttp2-client; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+  # Debian starts the packaged services; this benchmark runs its own instances.
+  $SUDO systemctl stop nginx haproxy caddy >/dev/null 2>&1 || true
+fi
+cargo build --release -q -p lbd -p lb-bench
+BENCH=./target/release/lb-bench
+LBD=./target/release/lbd
+
+OUT=bench/results
+RAW=$OUT/results.jsonl
+mkdir -p "$OUT"; : > "$RAW"
+DIR=$(mktemp -d /tmp/lbd-compare.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$DIR"; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
+
+ORIGIN=19100
+# --- origin
+$BENCH origin --listen 127.0.0.1:$ORIGIN --threads 1 2>/dev/null & PIDS+=($!); wait_port $ORIGIN
+
+# --- lbd (io_uring, the default backend where available) and lbd on epoll
+lbd_conf() { # $1 backend, $2 http port, $3 tcp port, $4 admin port
+  cat <<TOML
+workers = 2
+io_backend = "$1"
+[admin]
+bind = "127.0.0.1:$4"
+[access_log]
+path = "off"
+[[listeners]]
+name = "http"
+bind = "127.0.0.1:$2"
+header_read_timeout = "1h"
+idle_timeout = "1h"
+max_connections = 100000
+[[listeners.routes]]
+cluster = "origin"
+[[listeners]]
+name = "tcp"
+kind = "tcp"
+bind = "127.0.0.1:$3"
+cluster = "origin"
+[[clusters]]
+name = "origin"
+endpoints = ["127.0.0.1:$ORIGIN"]
+pool_size = 256
+TOML
+}
+lbd_conf auto 19101 19102 19109 > "$DIR/lbd.toml"
+lbd_conf epoll 19103 19104 19108 > "$DIR/lbd-epoll.toml"
+$LBD run --config "$DIR/lbd.toml" 2>"$DIR/lbd.err" & LBD_PID=$!; PIDS+=($LBD_PID)
+$LBD run --config "$DIR/lbd-epoll.toml" 2>"$DIR/lbd-epoll.err" & LBDE_PID=$!; PIDS+=($LBDE_PID)
+
+# --- nginx
+cat > "$DIR/nginx.conf" <<NGX
+worker_processes 2;
+worker_rlimit_nofile 40000;
+daemon off;
+pid $DIR/nginx.pid;
+error_log $DIR/nginx.err warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 3600s;
+  client_header_timeout 3600s;
+  upstream o { server 127.0.0.1:$ORIGIN; keepalive 256; }
+  server { listen 127.0.0.1:19111;
+    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
+}
+NGX
+nginx -c "$DIR/nginx.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID)
+
+# --- HAProxy
+cat > "$DIR/haproxy.cfg" <<HAP
+global
+  nbthread 2
+  maxconn 9900
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+  timeout http-request 1h
+  timeout http-keep-alive 1h
+frontend fe
+  bind 127.0.0.1:19121
+  default_backend be
+backend be
+  http-reuse always
+  server o 127.0.0.1:$ORIGIN
+frontend fe_tcp
+  mode tcp
+  bind 127.0.0.1:19122
+  default_backend be_tcp
+backend be_tcp
+  mode tcp
+  server o 127.0.0.1:$ORIGIN
+HAP
+haproxy -db -f "$DIR/haproxy.cfg" 2>"$DIR/haproxy.err" & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+
+# --- Caddy
+cat > "$DIR/Caddyfile" <<CAD
+{
+  admin off
+  auto_https off
+  servers {
+    timeouts {
+      idle 1h
+    }
+  }
+}
+http://127.0.0.1:19131 {
+  reverse_proxy 127.0.0.1:$ORIGIN
+}
+CAD
+GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID)
+
+for p in 19101 19102 19103 19104 19111 19121 19122 19131; do wait_port $p; done
+sleep 0.5
+
+echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_uring unless marked epoll), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS, HTTP/2-over-TLS and HTTP/3 scenarios arrive with lb-tls and lb-quic.\"}" >> "$RAW"
+
+load() { # scenario label port pid args...
+  local scenario=$1 label=$2 port=$3 pid=$4; shift 4
+  $BENCH load "http://127.0.0.1:$port${PATH_:-/}" -c 16 -n $((N / 10)) >/dev/null   # warm-up
+  $BENCH load "http://127.0.0.1:$port${PATH_:-/}" "$@" --meter "$pid" --json "$RAW" --label "$label" --scenario "$scenario"
+}
+
+echo "== HTTP/1.1 keep-alive, closed loop, 64 connections"
+for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
+  set -- $b; load "HTTP/1.1 keep-alive (64 conns, closed loop)" "$1" "$2" "$3" -c 64 -n "$N"
+done
+
+echo "== HTTP/1.1 open loop at $RATE req/s (latency with coordinated-omission correction)"
+for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
+  set -- $b; load "HTTP/1.1 open loop ($RATE req/s, 64 conns)" "$1" "$2" "$3" -c 64 --rate "$RATE" -d "$SECS"
+done
+
+echo "== L4 TCP forwarding, 64 KiB responses, 16 connections"
+for b in "lbd 19102 $LBD_PID" "lbd-epoll 19104 $LBDE_PID" "haproxy-tcp 19122 $HAPROXY_PID"; do
+  set -- $b; PATH_=/large load "L4 TCP forwarding (64 KiB bodies, 16 conns)" "$1" "$2" "$3" -c 16 -n $((N / 10))
+done
+
+echo "== idle plain connections: resident memory per connection"
+for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
+  set -- $b
+  $BENCH conns 127.0.0.1:$2 -n "$IDLE" --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle plain TCP connections ($IDLE)"
+done
+
+echo "== c1m at this host's cap: lbd memory per connection from 1,000 to the fd cap"
+CAP=$(( $(ulimit -Hn) - 1000 ))
+for n in 1000 5000 10000 $CAP; do
+  [ "$QUICK" = "--quick" ] && [ "$n" -gt 5000 ] && continue
+  # A fresh lbd each time, so every count starts from the same baseline.
+  lbd_conf auto 19105 19106 19107 > "$DIR/lbd-c1m.toml"
+  $LBD run --config "$DIR/lbd-c1m.toml" 2>/dev/null & C_PID=$!; wait_port 19105
+  $BENCH conns 127.0.0.1:19105 -n "$n" --hold 3 --meter "$C_PID" --json "$RAW" --label "lbd" --scenario "c1m: lbd idle connections up to the fd cap"
+  kill "$C_PID"; wait "$C_PID" 2>/dev/null || true
+done
+
+$BENCH report --input "$RAW" --out "$OUT"
+echo "wrote $OUT/results.md and charts"
