@@ -16,7 +16,19 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
 use crate::health::HealthChecker;
-use crate::worker::{self, Control, WorkerHandle};
+use crate::worker::{self, Control, TlsMap, WorkerHandle};
+
+/// Builds every `https` listener's TLS config: certificates read and checked now, so a bad one
+/// stops the start or rejects the reload.
+fn tls_configs(cfg: &Config) -> Result<TlsMap, String> {
+    let mut map = std::collections::HashMap::new();
+    for l in &cfg.listeners {
+        if let Some(c) = lb_tls::server_config(l)? {
+            map.insert(l.name.clone(), c);
+        }
+    }
+    Ok(Arc::new(map))
+}
 
 /// Where the config comes from (and is re-read from on reload).
 #[derive(Debug, Clone)]
@@ -95,13 +107,14 @@ impl Daemon {
                 lb_tcp::listener::probe_bind(*a).map_err(|e| format!("listener `{}`: {e}", l.name))?;
             }
         }
+        let tls = tls_configs(&cfg)?;
         let snap = Arc::new(Snapshot::new(cfg, text, old.generation + 1));
         let replies: Vec<_> = self
             .workers
             .iter()
             .map(|w| {
                 let (tx, rx) = oneshot::channel();
-                w.send(Control::Apply(snap.clone(), tx));
+                w.send(Control::Apply(snap.clone(), tls.clone(), tx));
                 rx
             })
             .collect();
@@ -188,6 +201,7 @@ pub(crate) fn run(source: ConfigSource, on_ready: impl FnOnce(&Config)) -> ExitC
 
 async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnOnce(&Config)) -> Result<(), String> {
     let cfg = &snap.config;
+    let tls = tls_configs(cfg)?;
     let mut signals = Signals::new().map_err(|e| format!("signals: {e}"))?;
     let access = crate::access_log::start(&cfg.access_log).map_err(|e| e.to_string())?;
     let (log_tx, log_thread) = access.map_or((None, None), |(tx, t)| (Some(tx), Some(t)));
@@ -197,7 +211,7 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     let mut workers = Vec::new();
     let mut backends = Vec::new();
     for id in 0..cfg.workers {
-        match worker::start(id, cfg.io_backend, snap.clone(), log_tx.clone()) {
+        match worker::start(id, cfg.io_backend, snap.clone(), tls.clone(), log_tx.clone()) {
             Ok((w, b)) => {
                 workers.push(w);
                 backends.push(b.as_str());

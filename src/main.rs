@@ -81,6 +81,12 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Run { config } => daemon::run(daemon::ConfigSource::File(config), |_| {}),
         Cmd::Check { config } => match lb_core::config::load(&config) {
+            Ok((cfg, _)) if cfg.listeners.iter().any(|l| lb_tls::server_config(l).is_err()) => {
+                for e in cfg.listeners.iter().filter_map(|l| lb_tls::server_config(l).err()) {
+                    eprintln!("{}: {e}", config.display());
+                }
+                ExitCode::FAILURE
+            }
             Ok((cfg, _)) => {
                 println!(
                     "{}: ok ({} listeners, {} clusters, {} workers)",

@@ -21,11 +21,15 @@ use lb_tcp::listener::bind_reuseport;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle as TaskHandle;
 
+/// TLS server configs of the `https` listeners, by listener name; built once on the main thread
+/// and shared by all workers (so are their session-ticket keys).
+pub(crate) type TlsMap = Arc<HashMap<String, Arc<lb_tls::ServerConfig>>>;
+
 /// Messages from the main thread.
 #[derive(Debug)]
 pub(crate) enum Control {
     /// Switch to a new config; reply once its listeners are bound.
-    Apply(Arc<Snapshot>, oneshot::Sender<Result<(), String>>),
+    Apply(Arc<Snapshot>, TlsMap, oneshot::Sender<Result<(), String>>),
     /// An active health check changed an endpoint's state.
     Health { cluster: String, address: SocketAddr, healthy: bool },
     /// Send a copy of the metrics.
@@ -70,6 +74,7 @@ pub(crate) fn start(
     id: usize,
     choice: IoBackendChoice,
     snapshot: Arc<Snapshot>,
+    tls: TlsMap,
     access_log: Option<Sender<AccessRecord>>,
 ) -> Result<(WorkerHandle, IoBackend), String> {
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -78,16 +83,18 @@ pub(crate) fn start(
     let thread_wake = wake.clone();
     let thread = std::thread::Builder::new()
         .name(format!("lbd-worker-{id}"))
-        .spawn(move || run(id, choice, snapshot, access_log, rx, thread_wake, ready_tx))
+        .spawn(move || run(id, choice, snapshot, tls, access_log, rx, thread_wake, ready_tx))
         .map_err(|e| format!("cannot start worker thread: {e}"))?;
     let backend = ready_rx.recv().map_err(|_| format!("worker {id} exited during start"))??;
     Ok((WorkerHandle { tx, wake, thread: std::cell::RefCell::new(Some(thread)) }, backend))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     id: usize,
     choice: IoBackendChoice,
     snapshot: Arc<Snapshot>,
+    tls: TlsMap,
     access_log: Option<Sender<AccessRecord>>,
     rx: Receiver<Control>,
     wake: Arc<Notify>,
@@ -111,7 +118,7 @@ fn run(
     rt.block_on(async move {
         let ctx = WorkerCtx::new(id, backend, snapshot.clone(), access_log);
         let mut listeners = Listeners::default();
-        if let Err(e) = listeners.sync(&ctx, &snapshot) {
+        if let Err(e) = listeners.sync(&ctx, &snapshot, &tls) {
             let _ = ready.send(Err(format!("worker {id}: {e}")));
             return;
         }
@@ -155,9 +162,9 @@ async fn control_loop(
             Err(crossbeam_channel::TryRecvError::Disconnected) => return Duration::ZERO,
         };
         match msg {
-            Control::Apply(snap, reply) => {
+            Control::Apply(snap, tls, reply) => {
                 ctx.apply_snapshot(snap.clone());
-                let _ = reply.send(listeners.sync(ctx, &snap));
+                let _ = reply.send(listeners.sync(ctx, &snap, &tls));
             }
             Control::Health { cluster, address, healthy } => ctx.apply_health(&cluster, address, healthy),
             Control::Stats(reply) => {
@@ -178,7 +185,7 @@ struct Listeners {
 impl Listeners {
     /// Brings sockets in line with `snap`: binds new addresses, stops removed ones (their
     /// established connections continue; removed listeners also close idle keep-alives).
-    fn sync(&mut self, ctx: &Rc<WorkerCtx>, snap: &Snapshot) -> Result<(), String> {
+    fn sync(&mut self, ctx: &Rc<WorkerCtx>, snap: &Snapshot, tls: &TlsMap) -> Result<(), String> {
         let mut wanted = HashMap::new();
         for l in &snap.config.listeners {
             let handle = match self.handles.get(&l.name) {
@@ -188,6 +195,7 @@ impl Listeners {
                 }
                 None => ListenerHandle::new(l),
             };
+            handle.set_tls(tls.get(&l.name).cloned());
             for addr in &l.bind {
                 wanted.insert((l.name.clone(), *addr), handle.clone());
             }

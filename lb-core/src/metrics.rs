@@ -34,6 +34,8 @@ pub struct Counters {
     pub retries: u64,
     /// Access log lines dropped because the writer fell behind.
     pub access_log_dropped: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: u64,
 }
 
 /// Per-endpoint view from one worker.
@@ -247,6 +249,7 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
         c.connect_failures += wc.connect_failures;
         c.retries += wc.retries;
         c.access_log_dropped += wc.access_log_dropped;
+        c.tls_handshake_failures += wc.tls_handshake_failures;
         for (name, s) in &w.clusters {
             let acc = clusters.entry(name).or_default();
             acc.failing_open |= s.failing_open;
@@ -328,6 +331,12 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
             "counter",
             "Access log lines dropped because the writer fell behind.",
             c.access_log_dropped,
+        ),
+        (
+            "lbd_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed or timed out.",
+            c.tls_handshake_failures,
         ),
         (
             "lbd_config_generation",

@@ -42,6 +42,7 @@ pub struct ListenerHandle {
     /// Listener name.
     pub name: Rc<str>,
     tcp: Cell<bool>,
+    tls: std::cell::RefCell<Option<std::sync::Arc<lb_tls::ServerConfig>>>,
     limits: Cell<Limits>,
     active: Cell<usize>,
     drain: watch::Sender<bool>,
@@ -54,6 +55,7 @@ impl ListenerHandle {
         Rc::new(Self {
             name: cfg.name.as_str().into(),
             tcp: Cell::new(matches!(cfg.kind, ListenerKind::Tcp { .. })),
+            tls: std::cell::RefCell::new(None),
             limits: Cell::new(Limits::of(cfg)),
             active: Cell::new(0),
             drain,
@@ -64,6 +66,16 @@ impl ListenerHandle {
     pub fn update(&self, cfg: &ListenerConfig) {
         self.limits.set(Limits::of(cfg));
         self.tcp.set(matches!(cfg.kind, ListenerKind::Tcp { .. }));
+    }
+
+    /// Sets the TLS config new handshakes use (`None`: plain HTTP). Established connections keep theirs.
+    pub fn set_tls(&self, tls: Option<std::sync::Arc<lb_tls::ServerConfig>>) {
+        *self.tls.borrow_mut() = tls;
+    }
+
+    /// The TLS config for a new connection.
+    pub fn tls(&self) -> Option<std::sync::Arc<lb_tls::ServerConfig>> {
+        self.tls.borrow().clone()
     }
 
     /// Current limits.

@@ -138,7 +138,15 @@ pub struct Lbd {
 impl Lbd {
     /// Starts lbd with `config` (which must bind the admin on `admin`) and waits for /ready.
     pub fn start(name: &str, admin: u16, config: &str) -> Self {
+        Self::start_with_files(name, admin, config, &[])
+    }
+
+    /// Like `start`, copying `files` (source, name) next to the config first.
+    pub fn start_with_files(name: &str, admin: u16, config: &str, files: &[(&Path, &str)]) -> Self {
         let dir = scratch(name);
+        for (src, to) in files {
+            std::fs::copy(src, dir.join(to)).expect("copy file next to the config");
+        }
         let path = dir.join("lbd.toml");
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(dir.join("stderr.log")).expect("log file");

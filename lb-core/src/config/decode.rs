@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -165,7 +165,7 @@ fn socket_addr(s: &str) -> Result<SocketAddr, String> {
     }
 }
 
-pub(super) fn decode(root: &DeTable<'_>, root_span: Span, errs: &mut Errors) -> Option<Config> {
+pub(super) fn decode(root: &DeTable<'_>, root_span: Span, base: &Path, errs: &mut Errors) -> Option<Config> {
     let mut f = Fields::new(root, root_span, "the top level");
     let workers = f
         .int("workers", 1, 1024, errs)
@@ -187,7 +187,7 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, errs: &mut Errors) -> 
         .tables("listeners", errs)
         .into_iter()
         .enumerate()
-        .filter_map(|(i, (t, span))| decode_listener(i, t, span, errs))
+        .filter_map(|(i, (t, span))| decode_listener(i, t, span, base, errs))
         .collect();
     let clusters: Vec<_> =
         f.tables("clusters", errs).into_iter().filter_map(|(t, span)| decode_cluster(t, span, errs)).collect();
@@ -233,7 +233,7 @@ fn decode_access_log(f: &mut Fields<'_, '_>, errs: &mut Errors) -> AccessLogConf
     log
 }
 
-fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<ListenerConfig> {
+fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Option<ListenerConfig> {
     let mut f = Fields::new(t, span.clone(), "a [[listeners]] entry");
     let name = f.required_string("name", errs).map(|(s, _)| s.to_string());
     let mut bind = Vec::new();
@@ -259,8 +259,21 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> 
         }
     }
     let kind_str = f.string("kind", errs);
+    let https = matches!(kind_str, Some(("https", _)));
+    let tls = match (f.table("tls", errs), https) {
+        (Some((t, span)), true) => decode_tls(t, span, base, errs),
+        (None, true) => {
+            errs.push(span.clone(), "an `https` listener needs a [listeners.tls] table with `certificates`");
+            None
+        }
+        (Some((_, span)), false) => {
+            errs.push(span, "[listeners.tls] belongs to `kind = \"https\"` listeners");
+            None
+        }
+        (None, false) => None,
+    };
     let kind = match kind_str {
-        None | Some(("http", _)) => {
+        None | Some(("http" | "https", _)) => {
             let lname = name.clone().unwrap_or_else(|| format!("listener{i}"));
             let routes = f
                 .tables("routes", errs)
@@ -287,7 +300,7 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> 
             ListenerKind::Tcp { cluster }
         }
         Some((other, span)) => {
-            errs.push(span, format!("`kind` must be \"http\" or \"tcp\", not \"{other}\""));
+            errs.push(span, format!("`kind` must be \"http\", \"https\" or \"tcp\", not \"{other}\""));
             return None;
         }
     };
@@ -304,7 +317,68 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> 
         header_read_timeout,
         idle_timeout,
         max_request_header_bytes,
+        tls,
     })
+}
+
+fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Option<TlsListenerConfig> {
+    let mut f = Fields::new(t, span.clone(), "[listeners.tls]");
+    let mut certificates = Vec::new();
+    match f.array("certificates", errs) {
+        None if f.table.get("certificates").is_none() => errs.push(span, "[listeners.tls] needs `certificates`"),
+        None => {}
+        Some((items, aspan)) => {
+            if items.is_empty() {
+                errs.push(aspan, "`certificates` needs at least one { cert = \"…\", key = \"…\" }");
+            }
+            for item in items {
+                let DeValue::Table(ct) = item.get_ref() else {
+                    errs.push(item.span(), "a certificate is { cert = \"chain.pem\", key = \"key.pem\" }");
+                    continue;
+                };
+                let mut c = Fields::new(ct, item.span(), "a certificate");
+                let cert = c.required_string("cert", errs).map(|(p, _)| base.join(p));
+                let key = c.required_string("key", errs).map(|(p, _)| base.join(p));
+                c.finish(errs);
+                if let (Some(cert), Some(key)) = (cert, key) {
+                    certificates.push(CertificateConfig { cert, key });
+                }
+            }
+        }
+    }
+    let mut version = |key: &'static str, default: TlsVersion| match f.string(key, errs) {
+        None => default,
+        Some(("1.2", _)) => TlsVersion::Tls12,
+        Some(("1.3", _)) => TlsVersion::Tls13,
+        Some((v @ ("1.0" | "1.1"), span)) => {
+            errs.push(
+                span,
+                format!(
+                    "`{key}`: TLS {v} is not supported (rustls does not speak TLS 1.0 or 1.1); use \"1.2\" or \"1.3\""
+                ),
+            );
+            default
+        }
+        Some((v, span)) => {
+            errs.push(span, format!("`{key}` must be \"1.2\" or \"1.3\", not \"{v}\""));
+            default
+        }
+    };
+    let min_version = version("min_version", TlsVersion::Tls12);
+    let max_version = version("max_version", TlsVersion::Tls13);
+    if min_version > max_version {
+        errs.push(f.span.clone(), "`min_version` is above `max_version`");
+    }
+    let http2 = match f.get("http2").map(|v| (v.get_ref(), v.span())) {
+        None => true,
+        Some((DeValue::Boolean(b), _)) => *b,
+        Some((_, span)) => {
+            errs.push(span, "`http2` must be true or false");
+            true
+        }
+    };
+    f.finish(errs);
+    Some(TlsListenerConfig { certificates, min_version, max_version, http2 })
 }
 
 fn decode_route(listener: &str, i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<RouteConfig> {

@@ -62,7 +62,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     for e in syntax {
         errs.0.push((e.span().unwrap_or(0..0), e.message().to_string()));
     }
-    let cfg = if errs.0.is_empty() { decode::decode(root.get_ref(), root.span(), &mut errs) } else { None };
+    let base = Path::new(file).parent().unwrap_or_else(|| Path::new(""));
+    let cfg = if errs.0.is_empty() { decode::decode(root.get_ref(), root.span(), base, &mut errs) } else { None };
     if let Some(cfg) = &cfg {
         // Spans of cross-reference errors are found by index; skip when an entry failed to decode.
         if decode::aligned(cfg, root.get_ref()) {

@@ -90,6 +90,39 @@ pub struct ListenerConfig {
     pub idle_timeout: Duration,
     /// Largest request head accepted (HTTP); larger gets 431. Default 65536, minimum 8192.
     pub max_request_header_bytes: usize,
+    /// TLS termination (`kind = "https"`).
+    pub tls: Option<TlsListenerConfig>,
+}
+
+/// `[listeners.tls]` of an `https` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListenerConfig {
+    /// Certificates; the first is served to clients whose SNI matches none (or who send none).
+    pub certificates: Vec<CertificateConfig>,
+    /// Lowest TLS version accepted. Default 1.2.
+    pub min_version: TlsVersion,
+    /// Highest TLS version accepted. Default 1.3.
+    pub max_version: TlsVersion,
+    /// Offer HTTP/2 by ALPN. Default true.
+    pub http2: bool,
+}
+
+/// A certificate chain and its key, PEM files (relative paths are relative to the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateConfig {
+    /// Chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// TLS protocol versions lbd speaks (rustls has no TLS 1.0 or 1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
 }
 
 /// A listener's protocol.

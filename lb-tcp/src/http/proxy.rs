@@ -32,6 +32,8 @@ pub struct ConnInfo {
     listener: Rc<str>,
     max_header_bytes: usize,
     peer: SocketAddr,
+    /// `http` or `https`, for `X-Forwarded-Proto`.
+    proto: &'static str,
     /// This client's `X-Forwarded-For` entry.
     xff: HeaderValue,
     activity: Rc<Activity>,
@@ -41,9 +43,15 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     /// A connection accepted on `listener` from `peer`.
-    pub fn new(listener: Rc<str>, max_header_bytes: usize, peer: SocketAddr, activity: Rc<Activity>) -> Self {
+    pub fn new(
+        listener: Rc<str>,
+        max_header_bytes: usize,
+        peer: SocketAddr,
+        proto: &'static str,
+        activity: Rc<Activity>,
+    ) -> Self {
         let xff = forwarded_for(peer.ip().to_canonical());
-        Self { listener, max_header_bytes, peer, xff, activity, cached: Cell::new(None) }
+        Self { listener, max_header_bytes, peer, proto, xff, activity, cached: Cell::new(None) }
     }
 
     /// The listener's index in `snap`, `None` once a reload removed it.
@@ -78,6 +86,11 @@ pub async fn handle(
     let in_flight = InFlight::new(conn.activity.clone());
     let started = Instant::now();
     let time = SystemTime::now();
+    let protocol = match req.version() {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
     let logged = ctx.logs().then(|| {
         let host = host_of(&req).unwrap_or("-").to_string();
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -113,7 +126,7 @@ pub async fn handle(
             method,
             host,
             path,
-            protocol: "HTTP/1.1",
+            protocol,
             status,
             route: names.as_ref().map_or_else(|| "-".into(), |n| n.route.clone()),
             cluster: names.as_ref().map_or_else(|| "-".into(), |n| n.cluster.clone()),
@@ -198,7 +211,7 @@ async fn proxy(
             parts.headers.insert(header::HOST, v);
         }
     }
-    add_forwarded(&mut parts.headers, &conn.xff, "http");
+    add_forwarded(&mut parts.headers, &conn.xff, conn.proto);
     trace.request_id = Some(request_id(&mut parts.headers, || ctx.next_request_id()));
     if parts.uri.authority().is_some() {
         // Absolute-form from the client; backends get origin-form.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
@@ -15,9 +15,9 @@ use crate::ctx::WorkerCtx;
 
 /// Serves one client connection until it closes.
 ///
-/// Until its first byte arrives a connection costs only this small task: hyper's connection
-/// state and buffers (8 KiB and more) are allocated, boxed, once there is something to read.
-/// A client that sends nothing within `header_read_timeout` is closed.
+/// Until its first byte arrives a connection costs only this small task: the TLS session,
+/// hyper's connection state and buffers (8 KiB and more) are allocated, boxed, once there is
+/// something to read. A client that sends nothing within `header_read_timeout` is closed.
 pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
     let limits = listener.limits();
     {
@@ -27,7 +27,7 @@ pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr,
             return;
         }
         // `readable()` may complete spuriously (tokio documents false positives); peek waits for
-        // a real first byte and leaves it for hyper.
+        // a real first byte and leaves it for the TLS or HTTP parser.
         let mut first = [0u8; 1];
         tokio::select! {
             r = stream.peek(&mut first) => if !matches!(r, Ok(n) if n > 0) { return },
@@ -36,31 +36,100 @@ pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr,
             _ = listener_drain.changed() => return,
         }
     }
-    Box::pin(run(ctx, stream, peer, listener)).await;
+    match listener.tls() {
+        None => Box::pin(run_h1(ctx, stream, peer, listener, "http")).await,
+        Some(tls) => Box::pin(serve_tls(ctx, stream, peer, listener, tls)).await,
+    }
 }
 
-async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
-    let limits = listener.limits();
-    let activity = Rc::new(Activity::default());
-    let io = TokioIo::new(stream);
-    let info = Rc::new(ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, activity.clone()));
-    let svc_ctx = ctx.clone();
-    let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_request_header_bytes)
-        .keep_alive(true);
-    let conn = builder.serve_connection(io, svc).with_upgrades();
+/// TLS handshake (bounded by `header_read_timeout`), then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls(
+    ctx: Rc<WorkerCtx>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Rc<ListenerHandle>,
+    tls: std::sync::Arc<lb_tls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let tls = match tokio::time::timeout(listener.limits().header_read_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            ctx.state.borrow_mut().metrics.counters.tls_handshake_failures += 1;
+            return;
+        }
+        Err(_) => {
+            ctx.state.borrow_mut().metrics.counters.tls_handshake_failures += 1;
+            return;
+        }
+    };
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        run_h2(ctx, tls, peer, listener).await;
+    } else {
+        run_h1(ctx, tls, peer, listener, "https").await;
+    }
+}
+
+/// Runs hyper's HTTP/2 stream tasks on this worker (they need not be `Send`).
+#[derive(Debug, Clone, Copy)]
+struct LocalExec;
+
+impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
+}
+
+/// What the drive loop needs of a hyper server connection.
+trait Graceful: std::future::Future<Output = hyper::Result<()>> {
+    fn shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for http1::UpgradeableConnection<I, S>
+where
+    Self: std::future::Future<Output = hyper::Result<()>>,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, E> Graceful for http2::Connection<I, S, E>
+where
+    Self: std::future::Future<Output = hyper::Result<()>>,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Drives a connection; on drain, listener removal or idleness asks it to finish gracefully
+/// (HTTP/1.1: after the in-flight request; HTTP/2: GOAWAY, in-flight streams finish).
+async fn drive<C: Graceful>(
+    ctx: &WorkerCtx,
+    listener: &ListenerHandle,
+    activity: &Activity,
+    idle_timeout: std::time::Duration,
+    peer: SocketAddr,
+    conn: C,
+) {
     tokio::pin!(conn);
     let mut worker_drain = ctx.drain_signal();
     let mut listener_drain = listener.drain_signal();
     let mut closing = ctx.is_draining() || listener.is_draining();
     if closing {
-        conn.as_mut().graceful_shutdown();
+        conn.as_mut().shutdown();
     }
-    let idle = activity.idle(limits.idle_timeout);
+    let idle = activity.idle(idle_timeout);
     tokio::pin!(idle);
     loop {
         tokio::select! {
@@ -72,16 +141,59 @@ async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr, listener: 
             }
             _ = worker_drain.changed(), if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                conn.as_mut().shutdown();
             }
             _ = listener_drain.changed(), if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                conn.as_mut().shutdown();
             }
             () = &mut idle, if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                conn.as_mut().shutdown();
             }
         }
     }
+}
+
+async fn run_h1<I>(ctx: Rc<WorkerCtx>, io: I, peer: SocketAddr, listener: Rc<ListenerHandle>, proto: &'static str)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = listener.limits();
+    let activity = Rc::new(Activity::default());
+    let info =
+        Rc::new(ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, proto, activity.clone()));
+    let svc_ctx = ctx.clone();
+    let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_request_header_bytes)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
+    drive(&ctx, &listener, &activity, limits.idle_timeout, peer, conn).await;
+}
+
+async fn run_h2<I>(ctx: Rc<WorkerCtx>, io: I, peer: SocketAddr, listener: Rc<ListenerHandle>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let limits = listener.limits();
+    let activity = Rc::new(Activity::default());
+    let info =
+        Rc::new(ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, "https", activity.clone()));
+    let svc_ctx = ctx.clone();
+    let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
+    let mut builder = http2::Builder::new(LocalExec);
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX))
+        // Rapid reset (CVE-2023-44487): cap streams a client may open and reset before they are
+        // accepted, and streams that end in errors this side sends; past either, GOAWAY.
+        .max_pending_accept_reset_streams(Some(64))
+        .max_local_error_reset_streams(Some(256));
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    drive(&ctx, &listener, &activity, limits.idle_timeout, peer, conn).await;
 }

@@ -1,0 +1,181 @@
+//! HTTPS listeners: certificates by SNI, ALPN h2/http1.1, TLS version policy, HTTP/2 with
+//! multiplexing, checked with curl, openssl s_client and h2load.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use support::*;
+
+/// A self-signed certificate for `sans` (`ec` P-256 or `rsa` 2048) written as NAME.crt/NAME.key.
+fn make_cert(dir: &Path, name: &str, kind: &str, sans: &[&str]) {
+    require("openssl");
+    let san = sans.iter().map(|s| format!("DNS:{s}")).collect::<Vec<_>>().join(",");
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-nodes", "-days", "2", "-subj", &format!("/CN={}", sans[0])]);
+    match kind {
+        "ec" => cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]),
+        _ => cmd.args(["-newkey", "rsa:2048"]),
+    };
+    let out = cmd
+        .args(["-addext", &format!("subjectAltName={san}")])
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.crt")))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("openssl req");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn https_config(admin: u16, port: u16, port2: u16, backend: &str) -> String {
+    format!(
+        r#"workers = 2
+[admin]
+bind = "127.0.0.1:{admin}"
+[access_log]
+path = "off"
+[[listeners]]
+name = "tls"
+kind = "https"
+bind = "127.0.0.1:{port}"
+  [listeners.tls]
+  certificates = [{{ cert = "a.crt", key = "a.key" }}, {{ cert = "w.crt", key = "w.key" }}]
+  [[listeners.routes]]
+  cluster = "c"
+[[listeners]]
+name = "tls12"
+kind = "https"
+bind = "127.0.0.1:{port2}"
+  [listeners.tls]
+  certificates = [{{ cert = "w.crt", key = "w.key" }}]
+  max_version = "1.2"
+  http2 = false
+  [[listeners.routes]]
+  cluster = "c"
+[[clusters]]
+name = "c"
+endpoints = ["{backend}"]
+"#
+    )
+}
+
+/// Starts lbd with the two https listeners; certificates next to the config file.
+fn start(name: &str) -> (Backend, Lbd, u16, u16) {
+    let a = Backend::start("a");
+    let (admin, port, port2) = (free_port(), free_port(), free_port());
+    let dir = scratch(name);
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_cert(&dir, "w", "rsa", &["*.w.test", "w.test"]);
+    let cfg = https_config(admin, port, port2, &a.addr());
+    // Lbd::start writes the config into its own scratch dir; the certificates go there too.
+    let lbd = Lbd::start_with_files(
+        name,
+        admin,
+        &cfg,
+        &[
+            (&dir.join("a.crt"), "a.crt"),
+            (&dir.join("a.key"), "a.key"),
+            (&dir.join("w.crt"), "w.crt"),
+            (&dir.join("w.key"), "w.key"),
+        ],
+    );
+    (a, lbd, port, port2)
+}
+
+/// `openssl s_client` output for one connection.
+fn s_client(port: u16, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn subject(s_client_out: &str) -> String {
+    s_client_out.lines().find(|l| l.trim_start().starts_with("subject=")).unwrap_or("").trim().to_string()
+}
+
+#[test]
+fn https_serves_http2_and_http1_with_certificates_chosen_by_sni() {
+    let (_a, lbd, port, _) = start("https");
+    for (flag, want) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let (body, _) = curl(&[
+            "-sk",
+            flag,
+            "--resolve",
+            &format!("a.test:{port}:127.0.0.1"),
+            "-w",
+            "\n%{http_version}",
+            &format!("https://a.test:{port}/headers"),
+        ]);
+        let (json, version) = body.rsplit_once('\n').unwrap_or(("", ""));
+        assert_eq!(version, want, "{body}");
+        assert!(json.contains("\"x-forwarded-proto\": \"https\""), "{json}");
+        assert!(json.contains("\"host\": \"a.test:"), "{json}");
+    }
+    assert!(subject(&s_client(port, &["-servername", "a.test"])).contains("CN = a.test"));
+    assert!(subject(&s_client(port, &["-servername", "x.w.test"])).contains("CN = *.w.test"));
+    assert!(subject(&s_client(port, &["-servername", "w.test"])).contains("CN = *.w.test"));
+    assert!(subject(&s_client(port, &["-servername", "unknown.test"])).contains("CN = a.test"), "default certificate");
+    assert!(subject(&s_client(port, &["-noservername"])).contains("CN = a.test"), "no SNI: default certificate");
+    assert!(s_client(port, &["-alpn", "h2,http/1.1"]).contains("ALPN protocol: h2"));
+    assert!(s_client(port, &["-tls1_3"]).contains("TLSv1.3"));
+    assert!(s_client(port, &["-tls1_2"]).contains("TLSv1.2"));
+    let m = lbd.metrics();
+    assert!(metric_value(&m, "lbd_requests_total", &["listener=\"tls\"", "class=\"2xx\""]) >= 2.0, "{m}");
+}
+
+#[test]
+fn version_policy_and_http2_switch_are_enforced() {
+    let (_a, lbd, _, port2) = start("tls12");
+    let out = s_client(port2, &["-tls1_3"]);
+    assert!(!out.contains("Protocol  : TLSv1.3") && !out.contains("New, TLSv1.3"), "TLS 1.3 accepted: {out}");
+    assert!(s_client(port2, &["-tls1_2"]).contains("New, TLSv1.2"));
+    let alpn = s_client(port2, &["-alpn", "h2"]);
+    assert!(!alpn.contains("ALPN protocol: h2"), "{alpn}");
+    let (body, _) = curl(&["-sk", "--http2", "-w", "\n%{http_version}", &format!("https://127.0.0.1:{port2}/")]);
+    assert!(body.ends_with("\n1.1"), "http2 = false must fall back to HTTP/1.1: {body}");
+    assert!(lbd.metric("lbd_tls_handshake_failures_total", &[]) >= 1.0);
+}
+
+#[test]
+fn http2_multiplexes_many_streams_per_connection() {
+    require("h2load");
+    let (_a, _lbd, port, _) = start("h2load");
+    let out = Command::new("h2load")
+        .args(["-n", "4000", "-c", "4", "-m", "32", &format!("https://127.0.0.1:{port}/")])
+        .output()
+        .expect("h2load");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Application protocol: h2"), "{text}");
+    assert!(text.contains("requests: 4000 total, 4000 started, 4000 done, 4000 succeeded, 0 failed"), "{text}");
+}
+
+#[test]
+fn bad_tls_config_is_rejected_with_a_clear_reason() {
+    let dir = scratch("tlsbad");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_cert(&dir, "b", "ec", &["b.test"]);
+    let base = https_config(1, 2, 3, "127.0.0.1:4").replace("\"w.crt\", key = \"w.key\"", "\"a.crt\", key = \"a.key\"");
+    let check = |text: &str| {
+        let path = dir.join("lbd.toml");
+        std::fs::write(&path, text).expect("write");
+        let out = Command::new(LBD).args(["check", "--config"]).arg(&path).output().expect("check");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(check(&base), (true, String::new()));
+    let (ok, err) = check(&base.replace("max_version = \"1.2\"", "min_version = \"1.1\""));
+    assert!(!ok && err.contains("TLS 1.1 is not supported (rustls does not speak TLS 1.0 or 1.1)"), "{err}");
+    let (ok, err) = check(&base.replacen("key = \"a.key\"", "key = \"b.key\"", 1));
+    assert!(!ok && err.contains("does not belong to certificate"), "{err}");
+    let (ok, err) = check(&base.replacen("cert = \"a.crt\"", "cert = \"missing.crt\"", 1));
+    assert!(!ok && err.contains("missing.crt"), "{err}");
+    let (ok, err) =
+        check(&base.replace("kind = \"https\"\nbind = \"127.0.0.1:2\"", "kind = \"http\"\nbind = \"127.0.0.1:2\""));
+    assert!(!ok && err.contains("[listeners.tls] belongs to `kind = \"https\"` listeners"), "{err}");
+}
