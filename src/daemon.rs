@@ -20,10 +20,10 @@ use crate::worker::{self, Control, TlsMap, WorkerHandle};
 
 /// Builds every `https` listener's TLS config: certificates read and checked now, so a bad one
 /// stops the start or rejects the reload.
-fn tls_configs(cfg: &Config) -> Result<TlsMap, String> {
+fn tls_configs(cfg: &Config, tickets: &Arc<dyn lb_tls::ProducesTickets>) -> Result<TlsMap, String> {
     let mut map = std::collections::HashMap::new();
     for l in &cfg.listeners {
-        if let Some(c) = lb_tls::server_config(l)? {
+        if let Some(c) = lb_tls::server_config(l, tickets)? {
             map.insert(l.name.clone(), c);
         }
     }
@@ -52,6 +52,8 @@ impl ConfigSource {
 /// What the admin API and the signal handlers act on.
 pub(crate) struct Daemon {
     source: ConfigSource,
+    /// Session-ticket keys shared by every https listener, kept across reloads.
+    tickets: Arc<dyn lb_tls::ProducesTickets>,
     snapshot: RefCell<Arc<Snapshot>>,
     workers: Rc<Vec<WorkerHandle>>,
     health: RefCell<HealthChecker>,
@@ -107,7 +109,7 @@ impl Daemon {
                 lb_tcp::listener::probe_bind(*a).map_err(|e| format!("listener `{}`: {e}", l.name))?;
             }
         }
-        let tls = tls_configs(&cfg)?;
+        let tls = tls_configs(&cfg, &self.tickets)?;
         let snap = Arc::new(Snapshot::new(cfg, text, old.generation + 1));
         let replies: Vec<_> = self
             .workers
@@ -201,7 +203,8 @@ pub(crate) fn run(source: ConfigSource, on_ready: impl FnOnce(&Config)) -> ExitC
 
 async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnOnce(&Config)) -> Result<(), String> {
     let cfg = &snap.config;
-    let tls = tls_configs(cfg)?;
+    let tickets = lb_tls::ticketer()?;
+    let tls = tls_configs(cfg, &tickets)?;
     let mut signals = Signals::new().map_err(|e| format!("signals: {e}"))?;
     let access = crate::access_log::start(&cfg.access_log).map_err(|e| e.to_string())?;
     let (log_tx, log_thread) = access.map_or((None, None), |(tx, t)| (Some(tx), Some(t)));
@@ -230,6 +233,7 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     drop(log_tx);
     let daemon = Rc::new(Daemon {
         source,
+        tickets,
         snapshot: RefCell::new(snap.clone()),
         workers: Rc::new(workers),
         health: RefCell::new(HealthChecker::default()),

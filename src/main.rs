@@ -67,6 +67,22 @@ fn raise_nofile() {
     }
 }
 
+/// Loads every https listener's certificates; prints and reports whether any failed.
+fn tls_errors(cfg: &lb_core::config::Config, path: &std::path::Path) -> bool {
+    let tickets = match lb_tls::ticketer() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return true;
+        }
+    };
+    let errors: Vec<String> = cfg.listeners.iter().filter_map(|l| lb_tls::server_config(l, &tickets).err()).collect();
+    for e in &errors {
+        eprintln!("{}: {e}", path.display());
+    }
+    !errors.is_empty()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -81,12 +97,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Run { config } => daemon::run(daemon::ConfigSource::File(config), |_| {}),
         Cmd::Check { config } => match lb_core::config::load(&config) {
-            Ok((cfg, _)) if cfg.listeners.iter().any(|l| lb_tls::server_config(l).is_err()) => {
-                for e in cfg.listeners.iter().filter_map(|l| lb_tls::server_config(l).err()) {
-                    eprintln!("{}: {e}", config.display());
-                }
-                ExitCode::FAILURE
-            }
+            Ok((cfg, _)) if tls_errors(&cfg, &config) => ExitCode::FAILURE,
             Ok((cfg, _)) => {
                 println!(
                     "{}: ok ({} listeners, {} clusters, {} workers)",

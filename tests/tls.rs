@@ -179,3 +179,72 @@ fn bad_tls_config_is_rejected_with_a_clear_reason() {
         check(&base.replace("kind = \"https\"\nbind = \"127.0.0.1:2\"", "kind = \"http\"\nbind = \"127.0.0.1:2\""));
     assert!(!ok && err.contains("[listeners.tls] belongs to `kind = \"https\"` listeners"), "{err}");
 }
+
+/// A CA and a client certificate it signed (DNS:client1.test, clientAuth), in `dir`.
+fn make_ca_and_client(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    run(&[&["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=test-ca"][..], &ec, &["-keyout", "ca.key", "-out", "ca.crt"]].concat());
+    run(&[&["req", "-nodes", "-subj", "/CN=client1"][..], &ec, &["-keyout", "client.key", "-out", "client.csr"]].concat());
+    std::fs::write(dir.join("client.ext"), "subjectAltName=DNS:client1.test\nextendedKeyUsage=clientAuth\n").expect("ext");
+    run(&["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "client.crt"]);
+}
+
+#[test]
+fn mtls_required_and_optional_pass_the_verified_identity_and_drop_spoofed_copies() {
+    let a = Backend::start("a");
+    let (admin, req_port, opt_port) = (free_port(), free_port(), free_port());
+    let dir = scratch("mtls");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_ca_and_client(&dir);
+    let cfg = https_config(admin, req_port, opt_port, &a.addr())
+        .replace("\"w.crt\", key = \"w.key\"", "\"a.crt\", key = \"a.key\"")
+        .replacen("  [[listeners.routes]]", "  client_auth = \"required\"\n  client_ca = \"ca.crt\"\n  [[listeners.routes]]", 1)
+        .replace("  max_version = \"1.2\"\n  http2 = false", "  client_auth = \"optional\"\n  client_ca = \"ca.crt\"");
+    let files: Vec<(std::path::PathBuf, &str)> = ["a.crt", "a.key", "ca.crt"].iter().map(|f| (dir.join(f), *f)).collect();
+    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    let _lbd = Lbd::start_with_files("mtls", admin, &cfg, &refs);
+    let cert = dir.join("client.crt").display().to_string();
+    let key = dir.join("client.key").display().to_string();
+    let spoof = "X-Forwarded-Client-Cert: Hash=forged;DNS=admin.test";
+    for port in [req_port, opt_port] {
+        for http in ["--http1.1", "--http2"] {
+            let (body, status) = curl_status(&["-sk", http, "--cert", &cert, "--key", &key, "-H", spoof, &format!("https://127.0.0.1:{port}/headers")]);
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains("\"x-forwarded-client-cert\": \"Hash="), "{body}");
+            assert!(body.contains(";DNS=client1.test\""), "{body}");
+            assert!(!body.contains("forged"), "spoofed header passed: {body}");
+        }
+    }
+    // Required: no certificate, no service. A certificate from another CA: refused on both.
+    let (_, status) = curl_status(&["-sk", &format!("https://127.0.0.1:{req_port}/")]);
+    assert_eq!(status, 0, "a client without a certificate got an answer");
+    let other = dir.join("a.crt").display().to_string();
+    let other_key = dir.join("a.key").display().to_string();
+    for port in [req_port, opt_port] {
+        let (_, status) = curl_status(&["-sk", "--cert", &other, "--key", &other_key, &format!("https://127.0.0.1:{port}/")]);
+        assert_eq!(status, 0, "an untrusted client certificate was accepted on {port}");
+    }
+    // Optional: no certificate is fine, and a spoofed identity is dropped.
+    let (body, status) = curl_status(&["-sk", "-H", spoof, &format!("https://127.0.0.1:{opt_port}/headers")]);
+    assert_eq!(status, 200);
+    assert!(!body.contains("x-forwarded-client-cert"), "{body}");
+}
+
+#[test]
+fn sessions_resume_across_workers_with_shared_tickets() {
+    let (_a, _lbd, port, _) = start("resume");
+    let dir = scratch("sessions");
+    let sess = dir.join("s.pem").display().to_string();
+    let first = s_client(port, &["-tls1_2", "-sess_out", &sess]);
+    assert!(first.contains("New, TLSv1.2"), "{first}");
+    assert!(first.contains("TLS session ticket lifetime hint"), "no session ticket issued:\n{first}");
+    // Each new connection may land on either worker (SO_REUSEPORT); all must resume.
+    for i in 0..8 {
+        let again = s_client(port, &["-tls1_2", "-sess_in", &sess]);
+        assert!(again.contains("Reused, TLSv1.2"), "resumption {i} failed:\n{again}");
+    }
+}

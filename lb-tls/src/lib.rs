@@ -20,9 +20,13 @@ mod sni;
 
 use std::sync::Arc;
 
-use lb_core::config::{ListenerConfig, TlsVersion};
+use lb_core::config::{ClientAuth, ListenerConfig, TlsVersion};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::server::WebPkiClientVerifier;
 
 pub use certs::{load, LoadedCert};
+pub use rustls::server::ProducesTickets;
 pub use rustls::ServerConfig;
 pub use sni::SniResolver;
 
@@ -31,8 +35,55 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A session-ticket producer whose keys rotate (every 6 hours, rustls' default). The daemon
+/// makes one at start and gives it to every listener's config, so tickets stay valid across
+/// workers and reloads.
+pub fn ticketer() -> Result<Arc<dyn ProducesTickets>, String> {
+    rustls::crypto::ring::Ticketer::new().map_err(|e| format!("session tickets: {e}"))
+}
+
+/// The `X-Forwarded-Client-Cert` value for a verified client certificate chain:
+/// `Hash=<SHA-256 of the leaf, hex>` then one `DNS=<name>` per subjectAltName DNS name.
+pub fn client_identity(chain: &[CertificateDer<'_>]) -> Option<String> {
+    let leaf = chain.first()?;
+    let hash = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
+    let mut out = String::from("Hash=");
+    for b in hash.as_ref() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    if let Ok(cert) = webpki::EndEntityCert::try_from(leaf) {
+        for name in cert.valid_dns_names() {
+            out.push_str(";DNS=");
+            out.push_str(name);
+        }
+    }
+    Some(out)
+}
+
+fn client_verifier(
+    auth: ClientAuth,
+    ca: Option<&std::path::Path>,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, String> {
+    let Some(ca) = ca.filter(|_| auth != ClientAuth::Off) else { return Ok(None) };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("client_ca {}: {e}", ca.display()))? {
+        let cert = cert.map_err(|e| format!("client_ca {}: {e}", ca.display()))?;
+        roots.add(cert).map_err(|e| format!("client_ca {}: {e}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("client_ca {}: no CERTIFICATE block", ca.display()));
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let builder = if auth == ClientAuth::Optional { builder.allow_unauthenticated() } else { builder };
+    builder.build().map(Some).map_err(|e| format!("client_ca {}: {e}", ca.display()))
+}
+
 /// Builds the server config of an `https` listener; `None` for listeners without TLS.
-pub fn server_config(listener: &ListenerConfig) -> Result<Option<Arc<ServerConfig>>, String> {
+pub fn server_config(
+    listener: &ListenerConfig,
+    tickets: &Arc<dyn ProducesTickets>,
+) -> Result<Option<Arc<ServerConfig>>, String> {
     let Some(tls) = &listener.tls else { return Ok(None) };
     let provider = provider();
     let mut loaded = Vec::new();
@@ -46,11 +97,17 @@ pub fn server_config(listener: &ListenerConfig) -> Result<Option<Arc<ServerConfi
             .filter(|(v, _)| *v >= tls.min_version && *v <= tls.max_version)
             .map(|(_, p)| p)
             .collect();
-    let mut cfg = ServerConfig::builder_with_provider(provider)
+    let verifier = client_verifier(tls.client_auth, tls.client_ca.as_deref(), &provider)
+        .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("listener `{}`: {e}", listener.name))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_cert_resolver(Arc::new(resolver));
+    cfg.ticketer = tickets.clone();
     cfg.alpn_protocols =
         if tls.http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(Some(Arc::new(cfg)))

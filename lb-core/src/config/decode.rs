@@ -377,8 +377,21 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
             true
         }
     };
+    let client_auth = match f.string("client_auth", errs) {
+        None | Some(("off", _)) => ClientAuth::Off,
+        Some(("optional", _)) => ClientAuth::Optional,
+        Some(("required", _)) => ClientAuth::Required,
+        Some((v, span)) => {
+            errs.push(span, format!("`client_auth` must be \"off\", \"optional\" or \"required\", not \"{v}\""));
+            ClientAuth::Off
+        }
+    };
+    let client_ca = f.string("client_ca", errs).map(|(p, _)| base.join(p));
+    if client_auth != ClientAuth::Off && client_ca.is_none() {
+        errs.push(f.span.clone(), "`client_auth` needs `client_ca`, the CA bundle client certificates must chain to");
+    }
     f.finish(errs);
-    Some(TlsListenerConfig { certificates, min_version, max_version, http2 })
+    Some(TlsListenerConfig { certificates, min_version, max_version, http2, client_auth, client_ca })
 }
 
 fn decode_route(listener: &str, i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<RouteConfig> {

@@ -105,6 +105,21 @@ pub struct TlsListenerConfig {
     pub max_version: TlsVersion,
     /// Offer HTTP/2 by ALPN. Default true.
     pub http2: bool,
+    /// Client certificates: off (default), optional or required.
+    pub client_auth: ClientAuth,
+    /// CA bundle that client certificates must chain to (required unless `client_auth` is off).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Whether an https listener asks for client certificates (mTLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificate requested.
+    Off,
+    /// Requested; a client without one is served, one with a bad one is refused.
+    Optional,
+    /// A valid client certificate is required.
+    Required,
 }
 
 /// A certificate chain and its key, PEM files (relative paths are relative to the config file).

@@ -34,6 +34,8 @@ pub struct ConnInfo {
     peer: SocketAddr,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     proto: &'static str,
+    /// The verified client certificate's identity (mTLS), sent as `X-Forwarded-Client-Cert`.
+    client_cert: Option<HeaderValue>,
     /// This client's `X-Forwarded-For` entry.
     xff: HeaderValue,
     activity: Rc<Activity>,
@@ -51,7 +53,13 @@ impl ConnInfo {
         activity: Rc<Activity>,
     ) -> Self {
         let xff = forwarded_for(peer.ip().to_canonical());
-        Self { listener, max_header_bytes, peer, proto, xff, activity, cached: Cell::new(None) }
+        Self { listener, max_header_bytes, peer, proto, client_cert: None, xff, activity, cached: Cell::new(None) }
+    }
+
+    /// Sets the verified client identity of an mTLS connection.
+    pub fn with_client_cert(mut self, identity: Option<String>) -> Self {
+        self.client_cert = identity.and_then(|v| HeaderValue::from_str(&v).ok());
+        self
     }
 
     /// The listener's index in `snap`, `None` once a reload removed it.
@@ -66,6 +74,9 @@ impl ConnInfo {
         }
     }
 }
+
+static X_FORWARDED_CLIENT_CERT: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("x-forwarded-client-cert");
 
 /// What the access log and metrics learn about a request.
 #[derive(Debug, Default)]
@@ -212,6 +223,15 @@ async fn proxy(
         }
     }
     add_forwarded(&mut parts.headers, &conn.xff, conn.proto);
+    // Only lbd says who the client certificate belongs to: a client's own copy is dropped.
+    match &conn.client_cert {
+        Some(v) => {
+            parts.headers.insert(X_FORWARDED_CLIENT_CERT.clone(), v.clone());
+        }
+        None => {
+            parts.headers.remove(&X_FORWARDED_CLIENT_CERT);
+        }
+    }
     trace.request_id = Some(request_id(&mut parts.headers, || ctx.next_request_id()));
     if parts.uri.authority().is_some() {
         // Absolute-form from the client; backends get origin-form.

@@ -37,7 +37,7 @@ pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr,
         }
     }
     match listener.tls() {
-        None => Box::pin(run_h1(ctx, stream, peer, listener, "http")).await,
+        None => Box::pin(run_h1(ctx, stream, peer, listener, "http", None)).await,
         Some(tls) => Box::pin(serve_tls(ctx, stream, peer, listener, tls)).await,
     }
 }
@@ -63,10 +63,11 @@ async fn serve_tls(
             return;
         }
     };
+    let client = tls.get_ref().1.peer_certificates().and_then(lb_tls::client_identity);
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        run_h2(ctx, tls, peer, listener).await;
+        run_h2(ctx, tls, peer, listener, client).await;
     } else {
-        run_h1(ctx, tls, peer, listener, "https").await;
+        run_h1(ctx, tls, peer, listener, "https", client).await;
     }
 }
 
@@ -155,14 +156,22 @@ async fn drive<C: Graceful>(
     }
 }
 
-async fn run_h1<I>(ctx: Rc<WorkerCtx>, io: I, peer: SocketAddr, listener: Rc<ListenerHandle>, proto: &'static str)
-where
+async fn run_h1<I>(
+    ctx: Rc<WorkerCtx>,
+    io: I,
+    peer: SocketAddr,
+    listener: Rc<ListenerHandle>,
+    proto: &'static str,
+    client: Option<String>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let limits = listener.limits();
     let activity = Rc::new(Activity::default());
-    let info =
-        Rc::new(ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, proto, activity.clone()));
+    let info = Rc::new(
+        ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, proto, activity.clone())
+            .with_client_cert(client),
+    );
     let svc_ctx = ctx.clone();
     let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
     let mut builder = http1::Builder::new();
@@ -175,14 +184,16 @@ where
     drive(&ctx, &listener, &activity, limits.idle_timeout, peer, conn).await;
 }
 
-async fn run_h2<I>(ctx: Rc<WorkerCtx>, io: I, peer: SocketAddr, listener: Rc<ListenerHandle>)
+async fn run_h2<I>(ctx: Rc<WorkerCtx>, io: I, peer: SocketAddr, listener: Rc<ListenerHandle>, client: Option<String>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let limits = listener.limits();
     let activity = Rc::new(Activity::default());
-    let info =
-        Rc::new(ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, "https", activity.clone()));
+    let info = Rc::new(
+        ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, "https", activity.clone())
+            .with_client_cert(client),
+    );
     let svc_ctx = ctx.clone();
     let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
     let mut builder = http2::Builder::new(LocalExec);
