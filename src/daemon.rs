@@ -35,8 +35,8 @@ fn tls_configs(cfg: &Config, tickets: &Arc<dyn lb_tls::ProducesTickets>) -> Resu
 pub(crate) enum ConfigSource {
     /// A file.
     File(PathBuf),
-    /// Text built into the binary (`lbd demo`).
-    Embedded { name: &'static str, text: &'static str },
+    /// Text made by the binary (`lbd demo`).
+    Embedded { name: &'static str, text: String },
 }
 
 impl ConfigSource {
@@ -44,7 +44,7 @@ impl ConfigSource {
     pub(crate) fn load(&self) -> Result<(Config, String), ConfigErrors> {
         match self {
             Self::File(p) => config::load(p),
-            Self::Embedded { name, text } => config::parse(text, name).map(|c| (c, text.to_string())),
+            Self::Embedded { name, text } => config::parse(text, name).map(|c| (c, text.clone())),
         }
     }
 }

@@ -18,8 +18,35 @@ pub(crate) const DEMO_CONFIG: &str = include_str!("../conf/demo.toml");
 
 const ORIGINS: [(&str, u16); 2] = [("origin-a", 18081), ("origin-b", 18082)];
 
+/// Writes a self-signed certificate for `localhost` and returns the https listener section that
+/// serves it on 127.0.0.1:8443.
+fn https_section() -> Result<String, String> {
+    let dir = std::env::temp_dir().join(format!("lbd-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(|e| format!("demo certificate: {e}"))?;
+    let (cert, key) = (dir.join("localhost.crt"), dir.join("localhost.key"));
+    std::fs::write(&cert, ck.cert.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
+    std::fs::write(&key, ck.signing_key.serialize_pem()).map_err(|e| format!("{}: {e}", key.display()))?;
+    Ok(format!(
+        "\n# Added by `lbd demo`: HTTPS (HTTP/1.1 and HTTP/2) with a certificate made at start.\n\
+         [[listeners]]\nname = \"demo-https\"\nkind = \"https\"\nbind = \"127.0.0.1:8443\"\n\
+         [listeners.tls]\ncertificates = [{{ cert = {:?}, key = {:?} }}]\n\
+         [[listeners.routes]]\nname = \"https-default\"\ncluster = \"web\"\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ))
+}
+
 /// Runs the demo until Ctrl-C.
 pub(crate) fn run() -> ExitCode {
+    let https = match https_section() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lbd demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut listeners = Vec::new();
     for (name, port) in ORIGINS {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -53,14 +80,17 @@ pub(crate) fn run() -> ExitCode {
         eprintln!("lbd demo: cannot start the origins: {e}");
         return ExitCode::FAILURE;
     }
-    daemon::run(ConfigSource::Embedded { name: "conf/demo.toml (embedded)", text: DEMO_CONFIG }, |_| {
+    let text = format!("{DEMO_CONFIG}{https}");
+    daemon::run(ConfigSource::Embedded { name: "conf/demo.toml (embedded)", text }, |_| {
         eprintln!(
-            "\nlbd demo is running: HTTP on 127.0.0.1:8080, admin on 127.0.0.1:9901, origins on :18081 and :18082.\n\
+            "\nlbd demo is running: HTTP on 127.0.0.1:8080, HTTPS on 127.0.0.1:8443, admin on 127.0.0.1:9901,\n\
+             origins on :18081 and :18082.\n\
              Try:\n  \
              curl -s http://127.0.0.1:8080/hello                        # weighted 3:1 over origin-a and origin-b\n  \
              for i in 1 2 3 4 5 6 7 8; do curl -s http://127.0.0.1:8080/ | grep origin; done\n  \
              curl -s http://127.0.0.1:8080/a/page                       # path route: always origin-a\n  \
              curl -s -H 'Host: api.localhost' -H 'X-User: alice' http://127.0.0.1:8080/  # same user, same origin\n  \
+             curl -sk --http2 https://localhost:8443/hello             # HTTPS with HTTP/2 (self-signed: -k)\n  \
              curl -s http://127.0.0.1:9901/metrics | grep lbd_requests_total\n  \
              curl -s http://127.0.0.1:9901/config\n  \
              curl -s -X POST http://127.0.0.1:9901/reload\n\
