@@ -2,13 +2,13 @@
 //! and carries out reloads and the drain at shutdown. Nothing here is on the request path.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use lb_core::config::{self, Config, ConfigErrors};
 use lb_core::snapshot::Snapshot;
@@ -20,14 +20,49 @@ use crate::worker::{self, Control, TlsMap, WorkerHandle};
 
 /// Builds every `https` listener's TLS config: certificates read and checked now, so a bad one
 /// stops the start or rejects the reload.
-fn tls_configs(cfg: &Config, tickets: &Arc<dyn lb_tls::ProducesTickets>) -> Result<TlsMap, String> {
-    let mut map = std::collections::HashMap::new();
-    for l in &cfg.listeners {
-        if let Some(c) = lb_tls::server_config(l, tickets)? {
-            map.insert(l.name.clone(), c);
+/// The TLS files a config uses, with their modification times.
+fn tls_file_times(cfg: &Config) -> HashMap<PathBuf, Option<SystemTime>> {
+    let mut out = HashMap::new();
+    for tls in cfg.listeners.iter().filter_map(|l| l.tls.as_ref()) {
+        let files = tls.certificates.iter().flat_map(|c| [&c.cert, &c.key]).chain(tls.client_ca.iter());
+        for f in files {
+            out.insert(f.clone(), std::fs::metadata(f).and_then(|m| m.modified()).ok());
         }
     }
-    Ok(Arc::new(map))
+    out
+}
+
+fn tls_configs(
+    cfg: &Config,
+    tickets: &Arc<dyn lb_tls::ProducesTickets>,
+) -> Result<(TlsMap, Vec<lb_tls::CertInfo>), String> {
+    let mut map = std::collections::HashMap::new();
+    let mut infos = Vec::new();
+    for l in &cfg.listeners {
+        if let Some((c, i)) = lb_tls::server_config(l, tickets)? {
+            map.insert(l.name.clone(), c);
+            infos.extend(i);
+        }
+    }
+    Ok((Arc::new(map), infos))
+}
+
+/// `lbd_tls_certificate_expiry_timestamp_seconds` for the certificates being served.
+fn render_cert_expiry(certs: &[lb_tls::CertInfo]) -> String {
+    let mut out = String::from(
+        "# HELP lbd_tls_certificate_expiry_timestamp_seconds When each served certificate expires (notAfter, Unix seconds).\n\
+         # TYPE lbd_tls_certificate_expiry_timestamp_seconds gauge\n",
+    );
+    for c in certs {
+        if let Some(t) = c.not_after {
+            out.push_str(&format!(
+                "lbd_tls_certificate_expiry_timestamp_seconds{{listener=\"{}\",certificate=\"{}\"}} {t}\n",
+                c.listener.replace('"', "\\\""),
+                c.path.replace('\\', "\\\\").replace('"', "\\\"")
+            ));
+        }
+    }
+    out
 }
 
 /// Where the config comes from (and is re-read from on reload).
@@ -52,6 +87,10 @@ impl ConfigSource {
 /// What the admin API and the signal handlers act on.
 pub(crate) struct Daemon {
     source: ConfigSource,
+    /// The certificates being served, for the expiry metric.
+    certs: RefCell<Vec<lb_tls::CertInfo>>,
+    /// Modification times of the TLS files the running TLS configs were built from.
+    tls_files: RefCell<HashMap<PathBuf, Option<SystemTime>>>,
     /// Session-ticket keys shared by every https listener, kept across reloads.
     tickets: Arc<dyn lb_tls::ProducesTickets>,
     snapshot: RefCell<Arc<Snapshot>>,
@@ -109,7 +148,7 @@ impl Daemon {
                 lb_tcp::listener::probe_bind(*a).map_err(|e| format!("listener `{}`: {e}", l.name))?;
             }
         }
-        let tls = tls_configs(&cfg, &self.tickets)?;
+        let (tls, certs) = tls_configs(&cfg, &self.tickets)?;
         let snap = Arc::new(Snapshot::new(cfg, text, old.generation + 1));
         let replies: Vec<_> = self
             .workers
@@ -129,11 +168,38 @@ impl Daemon {
             }
         }
         *self.snapshot.borrow_mut() = snap.clone();
+        *self.tls_files.borrow_mut() = tls_file_times(&snap.config);
+        *self.certs.borrow_mut() = certs;
         self.health.borrow_mut().sync(&snap, &self.workers);
         if errors.is_empty() {
             Ok(snap.generation)
         } else {
             Err(format!("config generation {} applied with errors:\n{}", snap.generation, errors.join("\n")))
+        }
+    }
+
+    /// Rebuilds the TLS configs when a certificate, key or CA file changed on disk; a file that
+    /// does not load is logged and the running certificates stay.
+    fn reload_changed_certificates(&self) {
+        let snap = self.snapshot();
+        let now = tls_file_times(&snap.config);
+        if *self.tls_files.borrow() == now {
+            return;
+        }
+        match tls_configs(&snap.config, &self.tickets) {
+            Ok((tls, certs)) => {
+                *self.certs.borrow_mut() = certs;
+                tracing::info!("certificate files changed: new TLS handshakes use them");
+                for w in self.workers.iter() {
+                    w.send(Control::Tls(tls.clone()));
+                }
+                *self.tls_files.borrow_mut() = now;
+            }
+            Err(e) => {
+                tracing::error!("certificate files changed but do not load; the running certificates stay: {e}");
+                // Try again only after the next change.
+                *self.tls_files.borrow_mut() = now;
+            }
         }
     }
 
@@ -156,7 +222,9 @@ impl Daemon {
         }
         let snap = self.snapshot();
         let health = self.health.borrow().table(&snap);
-        lb_core::metrics::render(&stats, &health, snap.generation)
+        let mut text = lb_core::metrics::render(&stats, &health, snap.generation);
+        text.push_str(&render_cert_expiry(&self.certs.borrow()));
+        text
     }
 
     /// Stops accepting, lets connections finish up to the drain timeout, and waits for workers.
@@ -204,7 +272,7 @@ pub(crate) fn run(source: ConfigSource, on_ready: impl FnOnce(&Config)) -> ExitC
 async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnOnce(&Config)) -> Result<(), String> {
     let cfg = &snap.config;
     let tickets = lb_tls::ticketer()?;
-    let tls = tls_configs(cfg, &tickets)?;
+    let (tls, certs) = tls_configs(cfg, &tickets)?;
     let mut signals = Signals::new().map_err(|e| format!("signals: {e}"))?;
     let access = crate::access_log::start(&cfg.access_log).map_err(|e| e.to_string())?;
     let (log_tx, log_thread) = access.map_or((None, None), |(tx, t)| (Some(tx), Some(t)));
@@ -233,6 +301,8 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     drop(log_tx);
     let daemon = Rc::new(Daemon {
         source,
+        certs: RefCell::new(certs),
+        tls_files: RefCell::new(tls_file_times(&snap.config)),
         tickets,
         snapshot: RefCell::new(snap.clone()),
         workers: Rc::new(workers),
@@ -242,6 +312,14 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     });
     daemon.health.borrow_mut().sync(&snap, &daemon.workers);
     tokio::task::spawn_local(crate::admin::serve(daemon.clone(), admin));
+    let watcher = daemon.clone();
+    tokio::task::spawn_local(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            watcher.reload_changed_certificates();
+        }
+    });
     let listeners: Vec<String> = cfg
         .listeners
         .iter()

@@ -30,6 +30,8 @@ pub(crate) type TlsMap = Arc<HashMap<String, Arc<lb_tls::ServerConfig>>>;
 pub(crate) enum Control {
     /// Switch to a new config; reply once its listeners are bound.
     Apply(Arc<Snapshot>, TlsMap, oneshot::Sender<Result<(), String>>),
+    /// Certificates changed on disk: new handshakes use these TLS configs.
+    Tls(TlsMap),
     /// An active health check changed an endpoint's state.
     Health { cluster: String, address: SocketAddr, healthy: bool },
     /// Send a copy of the metrics.
@@ -166,6 +168,7 @@ async fn control_loop(
                 ctx.apply_snapshot(snap.clone());
                 let _ = reply.send(listeners.sync(ctx, &snap, &tls));
             }
+            Control::Tls(tls) => listeners.set_tls(&tls),
             Control::Health { cluster, address, healthy } => ctx.apply_health(&cluster, address, healthy),
             Control::Stats(reply) => {
                 let _ = reply.send(ctx.stats());
@@ -183,6 +186,15 @@ struct Listeners {
 }
 
 impl Listeners {
+    /// Gives each listener its (new) TLS config; established connections keep the old one.
+    fn set_tls(&self, tls: &TlsMap) {
+        for (name, h) in &self.handles {
+            if let Some(c) = tls.get(name) {
+                h.set_tls(Some(c.clone()));
+            }
+        }
+    }
+
     /// Brings sockets in line with `snap`: binds new addresses, stops removed ones (their
     /// established connections continue; removed listeners also close idle keep-alives).
     fn sync(&mut self, ctx: &Rc<WorkerCtx>, snap: &Snapshot, tls: &TlsMap) -> Result<(), String> {

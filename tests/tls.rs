@@ -128,6 +128,9 @@ fn https_serves_http2_and_http1_with_certificates_chosen_by_sni() {
     assert!(s_client(port, &["-tls1_2"]).contains("TLSv1.2"));
     let m = lbd.metrics();
     assert!(metric_value(&m, "lbd_requests_total", &["listener=\"tls\"", "class=\"2xx\""]) >= 2.0, "{m}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as f64;
+    let expiry = metric_value(&m, "lbd_tls_certificate_expiry_timestamp_seconds", &["listener=\"tls\"", "a.crt\""]);
+    assert!(expiry > now && expiry < now + 3.0 * 86400.0, "2-day certificate: {expiry} vs now {now}\n{m}");
 }
 
 #[test]
@@ -187,10 +190,33 @@ fn make_ca_and_client(dir: &Path) {
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    run(&[&["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=test-ca"][..], &ec, &["-keyout", "ca.key", "-out", "ca.crt"]].concat());
-    run(&[&["req", "-nodes", "-subj", "/CN=client1"][..], &ec, &["-keyout", "client.key", "-out", "client.csr"]].concat());
-    std::fs::write(dir.join("client.ext"), "subjectAltName=DNS:client1.test\nextendedKeyUsage=clientAuth\n").expect("ext");
-    run(&["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "client.crt"]);
+    run(&[
+        &["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=test-ca"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.crt"],
+    ]
+    .concat());
+    run(&[&["req", "-nodes", "-subj", "/CN=client1"][..], &ec, &["-keyout", "client.key", "-out", "client.csr"]]
+        .concat());
+    std::fs::write(dir.join("client.ext"), "subjectAltName=DNS:client1.test\nextendedKeyUsage=clientAuth\n")
+        .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "client.crt",
+    ]);
 }
 
 #[test]
@@ -202,9 +228,14 @@ fn mtls_required_and_optional_pass_the_verified_identity_and_drop_spoofed_copies
     make_ca_and_client(&dir);
     let cfg = https_config(admin, req_port, opt_port, &a.addr())
         .replace("\"w.crt\", key = \"w.key\"", "\"a.crt\", key = \"a.key\"")
-        .replacen("  [[listeners.routes]]", "  client_auth = \"required\"\n  client_ca = \"ca.crt\"\n  [[listeners.routes]]", 1)
+        .replacen(
+            "  [[listeners.routes]]",
+            "  client_auth = \"required\"\n  client_ca = \"ca.crt\"\n  [[listeners.routes]]",
+            1,
+        )
         .replace("  max_version = \"1.2\"\n  http2 = false", "  client_auth = \"optional\"\n  client_ca = \"ca.crt\"");
-    let files: Vec<(std::path::PathBuf, &str)> = ["a.crt", "a.key", "ca.crt"].iter().map(|f| (dir.join(f), *f)).collect();
+    let files: Vec<(std::path::PathBuf, &str)> =
+        ["a.crt", "a.key", "ca.crt"].iter().map(|f| (dir.join(f), *f)).collect();
     let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
     let _lbd = Lbd::start_with_files("mtls", admin, &cfg, &refs);
     let cert = dir.join("client.crt").display().to_string();
@@ -212,7 +243,17 @@ fn mtls_required_and_optional_pass_the_verified_identity_and_drop_spoofed_copies
     let spoof = "X-Forwarded-Client-Cert: Hash=forged;DNS=admin.test";
     for port in [req_port, opt_port] {
         for http in ["--http1.1", "--http2"] {
-            let (body, status) = curl_status(&["-sk", http, "--cert", &cert, "--key", &key, "-H", spoof, &format!("https://127.0.0.1:{port}/headers")]);
+            let (body, status) = curl_status(&[
+                "-sk",
+                http,
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "-H",
+                spoof,
+                &format!("https://127.0.0.1:{port}/headers"),
+            ]);
             assert_eq!(status, 200, "{body}");
             assert!(body.contains("\"x-forwarded-client-cert\": \"Hash="), "{body}");
             assert!(body.contains(";DNS=client1.test\""), "{body}");
@@ -225,7 +266,8 @@ fn mtls_required_and_optional_pass_the_verified_identity_and_drop_spoofed_copies
     let other = dir.join("a.crt").display().to_string();
     let other_key = dir.join("a.key").display().to_string();
     for port in [req_port, opt_port] {
-        let (_, status) = curl_status(&["-sk", "--cert", &other, "--key", &other_key, &format!("https://127.0.0.1:{port}/")]);
+        let (_, status) =
+            curl_status(&["-sk", "--cert", &other, "--key", &other_key, &format!("https://127.0.0.1:{port}/")]);
         assert_eq!(status, 0, "an untrusted client certificate was accepted on {port}");
     }
     // Optional: no certificate is fine, and a spoofed identity is dropped.
@@ -247,4 +289,43 @@ fn sessions_resume_across_workers_with_shared_tickets() {
         let again = s_client(port, &["-tls1_2", "-sess_in", &sess]);
         assert!(again.contains("Reused, TLSv1.2"), "resumption {i} failed:\n{again}");
     }
+}
+
+#[test]
+fn certificates_rotate_on_disk_under_load_without_a_failed_request() {
+    let a = Backend::start("a");
+    let (admin, port, port2) = (free_port(), free_port(), free_port());
+    let dir = scratch("rotate-src");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_cert(&dir, "w", "rsa", &["*.w.test", "w.test"]);
+    make_cert(&dir, "n", "ec", &["new.test"]);
+    let files: Vec<(std::path::PathBuf, &str)> =
+        ["a.crt", "a.key", "w.crt", "w.key"].iter().map(|f| (dir.join(f), *f)).collect();
+    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    let lbd = Lbd::start_with_files("rotate", admin, &https_config(admin, port, port2, &a.addr()), &refs);
+    assert!(subject(&s_client(port, &["-noservername"])).contains("CN = a.test"));
+    // New TLS connections (one handshake each) keep coming while the files are replaced.
+    let url = format!("https://127.0.0.1:{port}/[1-60]");
+    let load = std::thread::spawn(move || {
+        curl(&["-sk", "-f", "-H", "Connection: close", "-o", "/dev/null", "-w", "%{http_code}\n", &url])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (from, to) in [("n.key", "a.key.tmp"), ("n.crt", "a.crt.tmp")] {
+        std::fs::copy(dir.join(from), lbd.dir.join(to)).expect("copy");
+    }
+    // Key first, then certificate, each by rename; in between the pair does not match and the
+    // old certificate keeps serving.
+    std::fs::rename(lbd.dir.join("a.key.tmp"), lbd.dir.join("a.key")).expect("rename");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::fs::rename(lbd.dir.join("a.crt.tmp"), lbd.dir.join("a.crt")).expect("rename");
+    let (codes, ok) = load.join().expect("load thread");
+    assert!(ok, "a request failed during rotation:\n{codes}");
+    assert_eq!(codes.lines().filter(|c| *c == "200").count(), 60, "{codes}");
+    assert!(
+        wait_until(std::time::Duration::from_secs(6), || subject(&s_client(port, &["-noservername"]))
+            .contains("CN = new.test")),
+        "the new certificate is not served:\n{}",
+        lbd.stderr()
+    );
+    assert!(lbd.stderr().contains("do not load; the running certificates stay"), "{}", lbd.stderr());
 }

@@ -16,6 +16,8 @@ pub struct LoadedCert {
     pub key: Arc<CertifiedKey>,
     /// DNS names from the certificate's subjectAltName (lowercase; may start with `*.`).
     pub names: Vec<String>,
+    /// The leaf's notAfter, Unix seconds.
+    pub not_after: Option<i64>,
 }
 
 /// Loads `cert` (PEM chain, leaf first) and `key` (PEM, PKCS#8, PKCS#1 or SEC1; ECDSA, RSA or Ed25519).
@@ -30,13 +32,15 @@ pub fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Loaded
         .valid_dns_names()
         .map(str::to_ascii_lowercase)
         .collect();
+    let not_after =
+        x509_parser::parse_x509_certificate(leaf.as_ref()).ok().map(|(_, c)| c.validity().not_after.timestamp());
     let der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("key {}: {e}", key.display()))?;
     let signing = provider.key_provider.load_private_key(der).map_err(|e| format!("key {}: {e}", key.display()))?;
     let certified = CertifiedKey::new(chain, signing);
     certified
         .keys_match()
         .map_err(|e| format!("key {} does not belong to certificate {}: {e}", key.display(), cert.display()))?;
-    Ok(LoadedCert { key: Arc::new(certified), names })
+    Ok(LoadedCert { key: Arc::new(certified), names, not_after })
 }
 
 #[cfg(test)]
@@ -61,6 +65,8 @@ mod tests {
         let (_, b_key) = write_pair(&dir, "b", &["b.test"]);
         let a = load(&a_crt, &a_key, &p).expect("a loads");
         assert_eq!(a.names, vec!["a.test", "*.a.test"]);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+        assert!(a.not_after.is_some_and(|t| t > now), "{:?}", a.not_after);
         let err = load(&a_crt, &b_key, &p).expect_err("mismatch");
         assert!(err.contains("does not belong to certificate"), "{err}");
         let err = load(&dir.join("missing.crt"), &a_key, &p).expect_err("missing");

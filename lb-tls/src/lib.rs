@@ -79,17 +79,41 @@ fn client_verifier(
     builder.build().map(Some).map_err(|e| format!("client_ca {}: {e}", ca.display()))
 }
 
-/// Builds the server config of an `https` listener; `None` for listeners without TLS.
+/// A served certificate, for the expiry metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Listener name.
+    pub listener: String,
+    /// Certificate file.
+    pub path: String,
+    /// The leaf's notAfter, Unix seconds.
+    pub not_after: Option<i64>,
+}
+
+/// A listener's TLS config and what it serves.
+pub type ListenerTls = (Arc<ServerConfig>, Vec<CertInfo>);
+
+/// Builds the server config of an `https` listener (`None` for listeners without TLS), and
+/// describes its certificates.
 pub fn server_config(
     listener: &ListenerConfig,
     tickets: &Arc<dyn ProducesTickets>,
-) -> Result<Option<Arc<ServerConfig>>, String> {
+) -> Result<Option<ListenerTls>, String> {
     let Some(tls) = &listener.tls else { return Ok(None) };
     let provider = provider();
     let mut loaded = Vec::new();
     for c in &tls.certificates {
         loaded.push(load(&c.cert, &c.key, &provider).map_err(|e| format!("listener `{}`: {e}", listener.name))?);
     }
+    let infos = loaded
+        .iter()
+        .zip(&tls.certificates)
+        .map(|(l, c)| CertInfo {
+            listener: listener.name.clone(),
+            path: c.cert.display().to_string(),
+            not_after: l.not_after,
+        })
+        .collect();
     let resolver = SniResolver::new(loaded).ok_or_else(|| format!("listener `{}`: no certificate", listener.name))?;
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
@@ -110,5 +134,5 @@ pub fn server_config(
     cfg.ticketer = tickets.clone();
     cfg.alpn_protocols =
         if tls.http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
-    Ok(Some(Arc::new(cfg)))
+    Ok(Some((Arc::new(cfg), infos)))
 }

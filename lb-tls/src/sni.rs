@@ -68,6 +68,7 @@ mod tests {
         LoadedCert {
             key: Arc::new(CertifiedKey::new(vec![ck.cert.der().clone()], signing)),
             names: names.iter().map(|s| s.to_string()).collect(),
+            not_after: None,
         }
     }
 
