@@ -329,3 +329,13 @@ fn certificates_rotate_on_disk_under_load_without_a_failed_request() {
     );
     assert!(lbd.stderr().contains("do not load; the running certificates stay"), "{}", lbd.stderr());
 }
+
+#[test]
+fn websocket_over_tls_is_tunnelled() {
+    let (_a, _lbd, port, _) = start("wss");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ws_client.py");
+    let out = Command::new("python3").arg(script).arg(format!("wss://127.0.0.1:{port}/ws")).arg("3").output().expect("ws client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text.lines().collect::<Vec<_>>(), vec!["a:msg0", "a:msg1", "a:msg2", "binary ok"]);
+}

@@ -8,8 +8,9 @@ import aiohttp
 
 
 async def main(url, n):
+    ssl = False if url.startswith("wss://") else None  # self-signed test certificates
     async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(url, timeout=10) as ws:
+        async with s.ws_connect(url, timeout=10, ssl=ssl) as ws:
             for i in range(n):
                 await ws.send_str(f"msg{i}")
                 reply = await ws.receive(timeout=10)
