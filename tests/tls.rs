@@ -334,8 +334,60 @@ fn certificates_rotate_on_disk_under_load_without_a_failed_request() {
 fn websocket_over_tls_is_tunnelled() {
     let (_a, _lbd, port, _) = start("wss");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ws_client.py");
-    let out = Command::new("python3").arg(script).arg(format!("wss://127.0.0.1:{port}/ws")).arg("3").output().expect("ws client");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("wss://127.0.0.1:{port}/ws"))
+        .arg("3")
+        .output()
+        .expect("ws client");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(text.lines().collect::<Vec<_>>(), vec!["a:msg0", "a:msg1", "a:msg2", "binary ok"]);
+}
+
+#[test]
+fn tls_passthrough_routes_by_sni_and_the_backends_own_certificate_is_seen() {
+    let dir = scratch("passthrough");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_cert(&dir, "d", "ec", &["default.test"]);
+    // Real TLS backends with their own certificates: openssl s_server answering HTTP (-www).
+    let backend = |name: &str| {
+        let port = free_port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
+            .arg("-cert")
+            .arg(dir.join(format!("{name}.crt")))
+            .arg("-key")
+            .arg(dir.join(format!("{name}.key")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let p = Proc { child };
+        assert!(wait_until(std::time::Duration::from_secs(5), || port_open(port)));
+        (p, port)
+    };
+    let ((_pa, a_port), (_pd, d_port)) = (backend("a"), backend("d"));
+    let (admin, port) = (free_port(), free_port());
+    let cfg = format!(
+        "workers = 2\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\
+         [[listeners]]\nname = \"pass\"\nkind = \"tcp\"\nbind = \"127.0.0.1:{port}\"\ncluster = \"d\"\n\
+         [[listeners.sni_routes]]\nserver_name = \"*.a.test\"\ncluster = \"a\"\n\
+         [[listeners.sni_routes]]\nserver_name = \"a.test\"\ncluster = \"a\"\n\
+         [[clusters]]\nname = \"a\"\nendpoints = [\"127.0.0.1:{a_port}\"]\n\
+         [[clusters]]\nname = \"d\"\nendpoints = [\"127.0.0.1:{d_port}\"]\n"
+    );
+    let lbd = Lbd::start("passthrough", admin, &cfg);
+    assert!(subject(&s_client(port, &["-servername", "a.test"])).contains("CN = a.test"));
+    assert!(subject(&s_client(port, &["-servername", "x.a.test"])).contains("CN = a.test"));
+    assert!(subject(&s_client(port, &["-servername", "other.test"])).contains("CN = default.test"));
+    assert!(subject(&s_client(port, &["-noservername"])).contains("CN = default.test"));
+    let (body, status) =
+        curl_status(&["-sk", "--resolve", &format!("a.test:{port}:127.0.0.1"), &format!("https://a.test:{port}/")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("s_server"), "{body}");
+    let m = lbd.metrics();
+    assert!(metric_value(&m, "lbd_tcp_connections_total", &["cluster=\"a\""]) >= 3.0, "{m}");
+    assert!(metric_value(&m, "lbd_tcp_connections_total", &["cluster=\"d\""]) >= 2.0, "{m}");
 }

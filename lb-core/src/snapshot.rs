@@ -20,8 +20,13 @@ pub struct SlotNames {
 pub enum ListenerPlan {
     /// HTTP routes.
     Http(Router),
-    /// L4 forwarding target.
-    Tcp(RouteTarget),
+    /// L4 forwarding: the default target, and SNI routes for TLS passthrough.
+    Tcp {
+        /// Where connections go when no SNI route matches (or none is configured).
+        default: RouteTarget,
+        /// TLS passthrough routes by server name (`None`: plain L4).
+        sni: Option<Router>,
+    },
 }
 
 /// The running configuration, compiled.
@@ -57,7 +62,12 @@ impl Snapshot {
                 ListenerKind::Http { routes } => {
                     ListenerPlan::Http(Router::new(routes, |_, r| slot(&r.name, &r.cluster)))
                 }
-                ListenerKind::Tcp { cluster } => ListenerPlan::Tcp(slot("tcp", cluster)),
+                ListenerKind::Tcp { cluster, sni_routes } => {
+                    let default = slot("tcp", cluster);
+                    let sni =
+                        (!sni_routes.is_empty()).then(|| Router::new(sni_routes, |_, r| slot(&r.name, &r.cluster)));
+                    ListenerPlan::Tcp { default, sni }
+                }
             });
         }
         Self { generation, config, source, listeners, slots }

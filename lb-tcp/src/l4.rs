@@ -26,11 +26,20 @@ const URING_BUF: usize = 16 * 1024;
 pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
     let started = Instant::now();
     let time = SystemTime::now();
+    let passthrough = {
+        let st = ctx.state.borrow();
+        let plan = st.snapshot.listener_index(&listener.name).map(|i| &st.snapshot.listeners[i]);
+        matches!(plan, Some(ListenerPlan::Tcp { sni: Some(_), .. }))
+    };
+    // TLS passthrough: read the server name from the ClientHello without consuming it.
+    let server_name = if passthrough { read_sni(&client, listener.limits().header_read_timeout).await } else { None };
     let routed = {
         let mut st = ctx.state.borrow_mut();
         let generation = st.snapshot.generation;
         let target = match st.snapshot.listener_index(&listener.name).map(|i| &st.snapshot.listeners[i]) {
-            Some(ListenerPlan::Tcp(t)) => Some(*t),
+            Some(ListenerPlan::Tcp { default, sni }) => {
+                Some(sni.as_ref().and_then(|r| r.route(server_name.as_deref(), "/")).unwrap_or(*default))
+            }
             _ => None,
         };
         target.map(|t| {
@@ -73,17 +82,38 @@ pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, 
         listener: listener.name.to_string(),
         client: peer,
         method: "-".into(),
-        host: "-".into(),
+        host: server_name.clone().unwrap_or_else(|| "-".into()),
         path: "-".into(),
-        protocol: "tcp",
+        protocol: if passthrough { "tls-passthrough" } else { "tcp" },
         status: 0,
-        route: "tcp".into(),
+        route: names.as_ref().map_or_else(|| "tcp".into(), |n| n.route.clone()),
         cluster: names.map_or_else(|| cluster.cfg.name.clone(), |n| n.cluster),
         upstream: served,
         duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         request_id: String::new(),
         attempts,
     });
+}
+
+/// Peeks at the client's first bytes until the ClientHello is complete (at most 16 KiB, within
+/// `timeout`) and returns its server name; `None` for no SNI, not TLS, or too slow.
+async fn read_sni(stream: &TcpStream, timeout: std::time::Duration) -> Option<String> {
+    use lb_tls::client_hello::{server_name, Sni, MAX_CLIENT_HELLO};
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; MAX_CLIENT_HELLO];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        match server_name(buf.get(..n)?) {
+            Sni::Name(name) => return name,
+            Sni::NotTls => return None,
+            Sni::Incomplete if n == 0 || n == buf.len() => return None,
+            // Peek returns what is there now; wait a little for the rest of the ClientHello.
+            Sni::Incomplete => tokio::time::sleep(std::time::Duration::from_millis(2)).await,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+    }
 }
 
 /// Connects and copies. `Err(Some(client))` when the connect failed (the client can be retried

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod certs;
+pub mod client_hello;
 mod sni;
 
 use std::sync::Arc;

@@ -296,8 +296,15 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, base: &Path, errs: &mu
             if let Some(v) = f.get("routes") {
                 errs.push(v.span(), "`routes` are for `http` listeners; a `tcp` listener names one `cluster`");
             }
+            let lname = name.clone().unwrap_or_else(|| format!("listener{i}"));
+            let sni_routes = f
+                .tables("sni_routes", errs)
+                .into_iter()
+                .enumerate()
+                .filter_map(|(ri, (t, span))| decode_sni_route(&lname, ri, t, span, errs))
+                .collect();
             let cluster = f.required_string("cluster", errs).map(|(s, _)| s.to_string())?;
-            ListenerKind::Tcp { cluster }
+            ListenerKind::Tcp { cluster, sni_routes }
         }
         Some((other, span)) => {
             errs.push(span, format!("`kind` must be \"http\", \"https\" or \"tcp\", not \"{other}\""));
@@ -397,21 +404,7 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
 fn decode_route(listener: &str, i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<RouteConfig> {
     let mut f = Fields::new(t, span, "a [[listeners.routes]] entry");
     let name = f.string("name", errs).map_or_else(|| format!("{listener}/{i}"), |(s, _)| s.to_string());
-    let host = f.string("host", errs).and_then(|(h, span)| {
-        let h = h.to_ascii_lowercase();
-        if let Some(rest) = h.strip_prefix("*.") {
-            if rest.is_empty() || rest.contains('*') {
-                errs.push(span, "`host` wildcard must look like \"*.example.com\"");
-                return None;
-            }
-            Some(HostMatch::Suffix(format!(".{rest}")))
-        } else if h.contains('*') || h.is_empty() {
-            errs.push(span, "`host` is an exact name or \"*.suffix\"; `*` is allowed only as the first label");
-            None
-        } else {
-            Some(HostMatch::Exact(h))
-        }
-    });
+    let host = f.string("host", errs).and_then(|(h, span)| host_match(h, span, errs));
     let exact = f.string("path", errs);
     let prefix = f.string("path_prefix", errs);
     let path = match (exact, prefix) {
@@ -430,6 +423,32 @@ fn decode_route(listener: &str, i: usize, t: &DeTable<'_>, span: Span, errs: &mu
     let cluster = f.required_string("cluster", errs).map(|(s, _)| s.to_string());
     f.finish(errs);
     Some(RouteConfig { name, host, path, cluster: cluster? })
+}
+
+/// `api.example.com` or `*.example.com`.
+fn host_match(h: &str, span: Span, errs: &mut Errors) -> Option<HostMatch> {
+    let h = h.to_ascii_lowercase();
+    if let Some(rest) = h.strip_prefix("*.") {
+        if rest.is_empty() || rest.contains('*') {
+            errs.push(span, "wildcard names look like \"*.example.com\"");
+            return None;
+        }
+        Some(HostMatch::Suffix(format!(".{rest}")))
+    } else if h.contains('*') || h.is_empty() {
+        errs.push(span, "a name is exact or \"*.suffix\"; `*` is allowed only as the first label");
+        None
+    } else {
+        Some(HostMatch::Exact(h))
+    }
+}
+
+fn decode_sni_route(listener: &str, i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<RouteConfig> {
+    let mut f = Fields::new(t, span, "a [[listeners.sni_routes]] entry");
+    let name = f.string("name", errs).map_or_else(|| format!("{listener}/sni{i}"), |(s, _)| s.to_string());
+    let host = f.required_string("server_name", errs).and_then(|(h, span)| host_match(h, span, errs));
+    let cluster = f.required_string("cluster", errs).map(|(s, _)| s.to_string());
+    f.finish(errs);
+    Some(RouteConfig { name, host: Some(host?), path: PathMatch::Any, cluster: cluster? })
 }
 
 fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<ClusterConfig> {
@@ -605,10 +624,18 @@ pub(super) fn cross_check(cfg: &Config, root: &DeTable<'_>, root_span: Span, err
             );
         }
         match &l.kind {
-            ListenerKind::Tcp { cluster } if cfg.cluster_index(cluster).is_none() => {
-                errs.push(span_of(&listener_tables, i, "cluster"), format!("no cluster named `{cluster}`"));
+            ListenerKind::Tcp { cluster, sni_routes } => {
+                if cfg.cluster_index(cluster).is_none() {
+                    errs.push(span_of(&listener_tables, i, "cluster"), format!("no cluster named `{cluster}`"));
+                }
+                let route_tables =
+                    listener_tables.get(i).map(|(t, _)| array_of_tables(t, "sni_routes")).unwrap_or_default();
+                for (ri, r) in sni_routes.iter().enumerate() {
+                    if cfg.cluster_index(&r.cluster).is_none() {
+                        errs.push(span_of(&route_tables, ri, "cluster"), format!("no cluster named `{}`", r.cluster));
+                    }
+                }
             }
-            ListenerKind::Tcp { .. } => {}
             ListenerKind::Http { routes } => {
                 let route_tables =
                     listener_tables.get(i).map(|(t, _)| array_of_tables(t, "routes")).unwrap_or_default();
@@ -629,7 +656,7 @@ pub(super) fn aligned(cfg: &Config, root: &DeTable<'_>) -> bool {
         && array_of_tables(root, "clusters").len() == cfg.clusters.len()
         && listeners.iter().zip(&cfg.listeners).all(|((t, _), l)| match &l.kind {
             ListenerKind::Http { routes } => array_of_tables(t, "routes").len() == routes.len(),
-            ListenerKind::Tcp { .. } => true,
+            ListenerKind::Tcp { sni_routes, .. } => array_of_tables(t, "sni_routes").len() == sni_routes.len(),
         })
 }
 

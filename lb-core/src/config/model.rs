@@ -148,10 +148,13 @@ pub enum ListenerKind {
         /// Routes, first match wins.
         routes: Vec<RouteConfig>,
     },
-    /// L4 TCP forwarding to one cluster.
+    /// L4 TCP forwarding to one cluster, or TLS passthrough routed by SNI.
     Tcp {
-        /// The cluster's name.
+        /// The cluster's name (the default when `sni_routes` match nothing or there is no SNI).
         cluster: String,
+        /// TLS passthrough: routes by the ClientHello's server name (`host` holds the name
+        /// match; `path` is unused). Empty: plain L4 forwarding.
+        sni_routes: Vec<RouteConfig>,
     },
 }
 
