@@ -59,7 +59,7 @@ fn a_good_config_parses_with_defaults() {
     assert_eq!(routes[0].host, Some(HostMatch::Suffix(".example.com".into())));
     assert_eq!(routes[0].path, PathMatch::Prefix("/api/".into()));
     assert_eq!(routes[1].name, "web/1");
-    assert_eq!(c.listeners[1].kind, ListenerKind::Tcp { cluster: "web".into() });
+    assert_eq!(c.listeners[1].kind, ListenerKind::Tcp { cluster: "web".into(), sni_routes: Vec::new() });
     let api = &c.clusters[0];
     assert_eq!(api.policy, Policy::RingHash);
     assert_eq!(api.hash_on, HashOn::Header("x-user".into()));
