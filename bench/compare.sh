@@ -34,11 +34,15 @@ trap cleanup EXIT
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
 
 ORIGIN=19100
+# --- one ECDSA P-256 certificate for every balancer's TLS listener
+openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+  -addext subjectAltName=DNS:bench.test -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+cat "$DIR/cert.pem" "$DIR/key.pem" > "$DIR/haproxy.pem"
 # --- origin
 $BENCH origin --listen 127.0.0.1:$ORIGIN --threads 1 2>/dev/null & PIDS+=($!); wait_port $ORIGIN
 
 # --- lbd (io_uring, the default backend where available) and lbd on epoll
-lbd_conf() { # $1 backend, $2 http port, $3 tcp port, $4 admin port
+lbd_conf() { # $1 backend, $2 http port, $3 tcp port, $4 admin port, $5 https port
   cat <<TOML
 workers = 2
 io_backend = "$1"
@@ -59,14 +63,24 @@ name = "tcp"
 kind = "tcp"
 bind = "127.0.0.1:$3"
 cluster = "origin"
+[[listeners]]
+name = "https"
+kind = "https"
+bind = "127.0.0.1:$5"
+header_read_timeout = "1h"
+idle_timeout = "1h"
+  [listeners.tls]
+  certificates = [{ cert = "$DIR/cert.pem", key = "$DIR/key.pem" }]
+  [[listeners.routes]]
+  cluster = "origin"
 [[clusters]]
 name = "origin"
 endpoints = ["127.0.0.1:$ORIGIN"]
 pool_size = 256
 TOML
 }
-lbd_conf auto 19101 19102 19109 > "$DIR/lbd.toml"
-lbd_conf epoll 19103 19104 19108 > "$DIR/lbd-epoll.toml"
+lbd_conf auto 19101 19102 19109 19141 > "$DIR/lbd.toml"
+lbd_conf epoll 19103 19104 19108 19144 > "$DIR/lbd-epoll.toml"
 $LBD run --config "$DIR/lbd.toml" 2>"$DIR/lbd.err" & LBD_PID=$!; PIDS+=($LBD_PID)
 $LBD run --config "$DIR/lbd-epoll.toml" 2>"$DIR/lbd-epoll.err" & LBDE_PID=$!; PIDS+=($LBDE_PID)
 
@@ -85,6 +99,10 @@ http {
   client_header_timeout 3600s;
   upstream o { server 127.0.0.1:$ORIGIN; keepalive 256; }
   server { listen 127.0.0.1:19111;
+    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
+  server { listen 127.0.0.1:19142 ssl http2;
+    ssl_certificate $DIR/cert.pem; ssl_certificate_key $DIR/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
+    http2_max_concurrent_streams 256;
     location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
 }
 NGX
@@ -108,6 +126,9 @@ frontend fe
 backend be
   http-reuse always
   server o 127.0.0.1:$ORIGIN
+frontend fe_tls
+  bind 127.0.0.1:19143 ssl crt $DIR/haproxy.pem alpn h2,http/1.1
+  default_backend be
 frontend fe_tcp
   mode tcp
   bind 127.0.0.1:19122
@@ -135,16 +156,23 @@ http://127.0.0.1:19131 {
 CAD
 GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID)
 
-for p in 19101 19102 19103 19104 19111 19121 19122 19131; do wait_port $p; done
+for p in 19101 19102 19103 19104 19111 19121 19122 19131 19141 19142 19143; do wait_port $p; done
 sleep 0.5
 
-echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_uring unless marked epoll), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS, HTTP/2-over-TLS and HTTP/3 scenarios arrive with lb-tls and lb-quic.\"}" >> "$RAW"
+echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_uring unless marked epoll), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS scenarios use one ECDSA P-256 certificate for every balancer (Caddy is left out of them); HTTP/3 scenarios arrive with lb-quic.\"}" >> "$RAW"
 
 load() { # scenario label port pid args...
   local scenario=$1 label=$2 port=$3 pid=$4; shift 4
-  $BENCH load "http://127.0.0.1:$port${PATH_:-/}" -c 16 -n $((N / 10)) >/dev/null   # warm-up
-  $BENCH load "http://127.0.0.1:$port${PATH_:-/}" "$@" --meter "$pid" --json "$RAW" --label "$label" --scenario "$scenario"
+  $BENCH load "${SCHEME:-http}://127.0.0.1:$port${PATH_:-/}" -c 16 -n $((N / 20)) >/dev/null   # warm-up
+  $BENCH load "${SCHEME:-http}://127.0.0.1:$port${PATH_:-/}" "$@" --meter "$pid" --json "$RAW" --label "$label" --scenario "$scenario"
 }
+
+# First, while every balancer is fresh: memory freed by earlier load would be reused and hide the cost.
+echo "== idle plain connections: resident memory per connection"
+for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
+  set -- $b
+  $BENCH conns 127.0.0.1:$2 -n "$IDLE" --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle plain TCP connections ($IDLE)"
+done
 
 echo "== HTTP/1.1 keep-alive, closed loop, 64 connections"
 for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
@@ -156,15 +184,24 @@ for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_P
   set -- $b; load "HTTP/1.1 open loop ($RATE req/s, 64 conns)" "$1" "$2" "$3" -c 64 --rate "$RATE" -d "$SECS"
 done
 
+echo "== HTTP/1.1 over TLS keep-alive, 64 connections"
+for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID"; do
+  set -- $b; SCHEME=https load "HTTP/1.1 over TLS keep-alive (64 conns)" "$1" "$2" "$3" -c 64 -n $((N / 2))
+done
+
+echo "== HTTP/2 over TLS, 16 connections x 32 streams"
+for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID"; do
+  set -- $b; SCHEME=https load "HTTP/2 over TLS (16 conns x 32 streams)" "$1" "$2" "$3" --h2 -c 16 -m 32 -n $((N / 2))
+done
+
+echo "== full TLS 1.3 handshakes (ECDSA P-256), one request per connection, no resumption"
+for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID"; do
+  set -- $b; SCHEME=https load "Full TLS 1.3 handshakes (1 request per connection, 16 clients)" "$1" "$2" "$3" --new-conn -c 16 -n $((N / 40))
+done
+
 echo "== L4 TCP forwarding, 64 KiB responses, 16 connections"
 for b in "lbd 19102 $LBD_PID" "lbd-epoll 19104 $LBDE_PID" "haproxy-tcp 19122 $HAPROXY_PID"; do
   set -- $b; PATH_=/large load "L4 TCP forwarding (64 KiB bodies, 16 conns)" "$1" "$2" "$3" -c 16 -n $((N / 10))
-done
-
-echo "== idle plain connections: resident memory per connection"
-for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
-  set -- $b
-  $BENCH conns 127.0.0.1:$2 -n "$IDLE" --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle plain TCP connections ($IDLE)"
 done
 
 echo "== c1m at this host's cap: lbd memory per connection from 1,000 to the fd cap"
@@ -172,7 +209,7 @@ CAP=$(( $(ulimit -Hn) - 1000 ))
 for n in 1000 5000 10000 $CAP; do
   [ "$QUICK" = "--quick" ] && [ "$n" -gt 5000 ] && continue
   # A fresh lbd each time, so every count starts from the same baseline.
-  lbd_conf auto 19105 19106 19107 > "$DIR/lbd-c1m.toml"
+  lbd_conf auto 19105 19106 19107 19145 > "$DIR/lbd-c1m.toml"
   $LBD run --config "$DIR/lbd-c1m.toml" 2>/dev/null & C_PID=$!; wait_port 19105
   $BENCH conns 127.0.0.1:19105 -n "$n" --hold 3 --meter "$C_PID" --json "$RAW" --label "lbd" --scenario "c1m: lbd idle connections up to the fd cap"
   kill "$C_PID"; wait "$C_PID" 2>/dev/null || true

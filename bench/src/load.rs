@@ -20,6 +20,8 @@ use crate::meter;
 pub(crate) struct LoadSpec {
     pub(crate) url: hyper::Uri,
     pub(crate) h2: bool,
+    /// One request per connection (a full TLS handshake each over https).
+    pub(crate) new_conn: bool,
     pub(crate) connections: usize,
     pub(crate) streams: usize,
     pub(crate) requests: u64,
@@ -109,10 +111,13 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult, String> {
     });
     let before = meter::usage_of(&spec.meter);
     let mut tasks = Vec::new();
+    let tls = (spec.url.scheme_str() == Some("https")).then(|| tls_connector(spec.h2));
+    let host = spec.url.host().unwrap_or("localhost").to_string();
     for _ in 0..spec.connections {
         let shared = shared.clone();
-        let (addr, url, h2, streams) = (addr.clone(), spec.url.clone(), spec.h2, spec.streams.max(1));
-        tasks.push(tokio::spawn(async move { connection(addr, url, h2, streams, shared).await }));
+        let dial = Dial { addr: addr.clone(), host: host.clone(), tls: tls.clone() };
+        let (url, h2, streams, new_conn) = (spec.url.clone(), spec.h2, spec.streams.max(1), spec.new_conn);
+        tasks.push(tokio::spawn(async move { connection(dial, url, h2, streams, new_conn, shared).await }));
     }
     let mut latency = histogram();
     let mut tally = Tally::default();
@@ -136,18 +141,95 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult, String> {
     })
 }
 
-/// One connection, reconnecting after errors; for HTTP/2 it runs `streams` request loops on it.
-async fn connection(
+/// Accepts any server certificate: benchmarks run against self-signed test certificates.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_connector(h2: bool) -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| unreachable!("ring supports the default versions"))
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = if h2 { vec![b"h2".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    // Full handshakes are what `--new-conn` measures: no resumption.
+    cfg.resumption = rustls::client::Resumption::disabled();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Clone)]
+struct Dial {
     addr: String,
+    host: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Dial {
+    async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Box::new(tcp)),
+            Some(c) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                Ok(Box::new(c.connect(name, tcp).await?))
+            }
+        }
+    }
+}
+
+/// One connection, reconnecting after errors (or after every request with `new_conn`); for
+/// HTTP/2 it runs `streams` request loops on it.
+async fn connection(
+    dial: Dial,
     url: hyper::Uri,
     h2: bool,
     streams: usize,
+    new_conn: bool,
     shared: Arc<Shared>,
 ) -> (Histogram<u64>, Tally) {
     let mut hist = histogram();
     let mut tally = Tally::default();
     'reconnect: loop {
-        let stream = match tokio::net::TcpStream::connect(&addr).await {
+        let stream = match dial.connect().await {
             Ok(s) => s,
             Err(_) => {
                 if shared.take().is_none() {
@@ -158,7 +240,6 @@ async fn connection(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         if h2 {
             let Ok((sender, conn)) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await
@@ -173,7 +254,7 @@ async fn connection(
                 loops.push(tokio::spawn(async move {
                     let mut h = histogram();
                     let mut t = Tally::default();
-                    let broken = request_loop(&url, &shared, &mut h, &mut t, &mut client).await;
+                    let broken = request_loop(&url, &shared, &mut h, &mut t, &mut client, false).await;
                     (h, t, broken)
                 }));
             }
@@ -197,8 +278,10 @@ async fn connection(
             continue;
         };
         tokio::spawn(conn);
-        let broken = request_loop(&url, &shared, &mut hist, &mut tally, &mut Client::H1(sender)).await;
-        if !broken {
+        let before = tally.ok + tally.errors;
+        let broken = request_loop(&url, &shared, &mut hist, &mut tally, &mut Client::H1(sender), new_conn).await;
+        // Done when the work ran out: a pass that sent nothing (or, keep-alive, any clean end).
+        if (!broken && !new_conn) || tally.ok + tally.errors == before {
             break;
         }
     }
@@ -226,13 +309,15 @@ impl Client {
     }
 }
 
-/// Sends requests until the work runs out; returns true if the connection broke.
+/// Sends requests until the work runs out (with `one`, a single request); returns true if the
+/// connection broke.
 async fn request_loop(
     url: &hyper::Uri,
     shared: &Shared,
     hist: &mut Histogram<u64>,
     tally: &mut Tally,
     client: &mut Client,
+    one: bool,
 ) -> bool {
     let path = url.path_and_query().map_or("/", |p| p.as_str());
     let host = url.authority().map_or("localhost", |a| a.as_str());
@@ -260,6 +345,9 @@ async fn request_loop(
                 let from = due.unwrap_or(sent);
                 let us = u64::try_from(from.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
                 hist.saturating_record(us);
+                if one {
+                    return false;
+                }
             }
             Err(_) => {
                 tally.errors += 1;

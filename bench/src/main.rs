@@ -61,9 +61,12 @@ enum Cmd {
     Load {
         /// Target URL (http://host:port/path).
         url: hyper::Uri,
-        /// Speak HTTP/2 (prior knowledge, cleartext).
+        /// Speak HTTP/2 (prior knowledge over http://, ALPN h2 over https://).
         #[arg(long)]
         h2: bool,
+        /// One request per connection (over https://, a full TLS handshake each).
+        #[arg(long)]
+        new_conn: bool,
         /// Connections.
         #[arg(short = 'c', long, default_value_t = 64)]
         connections: usize,
@@ -123,10 +126,11 @@ fn main() -> ExitCode {
         std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
     let result = match cli.cmd {
         Cmd::Origin { listen, threads } => origin::run(listen, threads),
-        Cmd::Load { url, h2, connections, streams, requests, duration, rate, record } => {
+        Cmd::Load { url, h2, new_conn, connections, streams, requests, duration, rate, record } => {
             let spec = load::LoadSpec {
                 url,
                 h2,
+                new_conn,
                 connections,
                 streams,
                 requests: if duration.is_some() && requests == 100_000 { 0 } else { requests },

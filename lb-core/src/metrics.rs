@@ -36,6 +36,8 @@ pub struct Counters {
     pub access_log_dropped: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
+    /// Connections closed for a missing or bad PROXY protocol header.
+    pub proxy_protocol_errors: u64,
 }
 
 /// Per-endpoint view from one worker.
@@ -250,6 +252,7 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
         c.retries += wc.retries;
         c.access_log_dropped += wc.access_log_dropped;
         c.tls_handshake_failures += wc.tls_handshake_failures;
+        c.proxy_protocol_errors += wc.proxy_protocol_errors;
         for (name, s) in &w.clusters {
             let acc = clusters.entry(name).or_default();
             acc.failing_open |= s.failing_open;
@@ -337,6 +340,12 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
             "counter",
             "TLS handshakes that failed or timed out.",
             c.tls_handshake_failures,
+        ),
+        (
+            "lbd_proxy_protocol_errors_total",
+            "counter",
+            "Connections closed for a missing or bad PROXY protocol header.",
+            c.proxy_protocol_errors,
         ),
         (
             "lbd_config_generation",

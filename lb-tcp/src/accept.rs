@@ -43,6 +43,7 @@ pub struct ListenerHandle {
     pub name: Rc<str>,
     tcp: Cell<bool>,
     tls: std::cell::RefCell<Option<std::sync::Arc<lb_tls::ServerConfig>>>,
+    proxy_trusted: std::cell::RefCell<Option<Vec<lb_core::config::Cidr>>>,
     limits: Cell<Limits>,
     active: Cell<usize>,
     drain: watch::Sender<bool>,
@@ -56,6 +57,7 @@ impl ListenerHandle {
             name: cfg.name.as_str().into(),
             tcp: Cell::new(matches!(cfg.kind, ListenerKind::Tcp { .. })),
             tls: std::cell::RefCell::new(None),
+            proxy_trusted: std::cell::RefCell::new(cfg.proxy_protocol.clone()),
             limits: Cell::new(Limits::of(cfg)),
             active: Cell::new(0),
             drain,
@@ -65,6 +67,7 @@ impl ListenerHandle {
     /// Takes a reloaded config for the same listener.
     pub fn update(&self, cfg: &ListenerConfig) {
         self.limits.set(Limits::of(cfg));
+        *self.proxy_trusted.borrow_mut() = cfg.proxy_protocol.clone();
         self.tcp.set(matches!(cfg.kind, ListenerKind::Tcp { .. }));
     }
 
@@ -148,6 +151,23 @@ pub async fn accept_loop(ctx: Rc<WorkerCtx>, socket: TcpListener, listener: Rc<L
         let (ctx, listener) = (ctx.clone(), listener.clone());
         tokio::task::spawn_local(async move {
             let _guard = guard;
+            let mut stream = stream;
+            // PROXY protocol: required from trusted networks, never honoured from others.
+            let trusted =
+                listener.proxy_trusted.borrow().as_ref().map(|nets| nets.iter().any(|n| n.contains(peer.ip())));
+            let peer = match trusted {
+                Some(true) => {
+                    match crate::proxy_protocol::read_header(&mut stream, listener.limits().header_read_timeout).await {
+                        Ok(client) => client.unwrap_or(peer),
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "PROXY protocol header refused");
+                            ctx.state.borrow_mut().metrics.counters.proxy_protocol_errors += 1;
+                            return;
+                        }
+                    }
+                }
+                _ => peer,
+            };
             if listener.tcp.get() {
                 // Boxed so that the (larger) L4 state does not size every connection's task.
                 Box::pin(crate::l4::serve_tcp(ctx, stream, peer, listener)).await;

@@ -49,6 +49,11 @@ pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, 
     };
     let Some((generation, slot, cluster)) = routed else { return };
     let idle_timeout = listener.limits().idle_timeout;
+    let proxy_header = cluster
+        .cfg
+        .send_proxy_protocol
+        .zip(client.local_addr().ok())
+        .map(|(v, local)| crate::proxy_protocol::header(v, peer, local));
     let mut tried = Vec::new();
     let mut attempts = 0;
     let mut served = None;
@@ -58,7 +63,7 @@ pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, 
         let addr = cluster.address(ep);
         attempts += 1;
         let Some(c) = client.take() else { break };
-        match forward(&ctx, &cluster, c, addr, idle_timeout).await {
+        match forward(&ctx, &cluster, c, addr, idle_timeout, proxy_header.as_deref()).await {
             Ok(()) => {
                 cluster.state.borrow_mut().record(ep, Outcome::Success, Instant::now());
                 served = Some(addr);
@@ -124,14 +129,20 @@ async fn forward(
     client: TcpStream,
     addr: SocketAddr,
     idle: std::time::Duration,
+    proxy_header: Option<&[u8]>,
 ) -> Result<(), Option<TcpStream>> {
     let timeout = cluster.cfg.connect_timeout;
     match ctx.backend {
         IoBackend::Epoll => {
-            let upstream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            let mut upstream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => s,
                 _ => return Err(Some(client)),
             };
+            if let Some(h) = proxy_header {
+                if tokio::io::AsyncWriteExt::write_all(&mut upstream, h).await.is_err() {
+                    return Err(Some(client));
+                }
+            }
             let _ = upstream.set_nodelay(true);
             let _gauge = UpstreamGauge::new(ctx);
             let activity = Rc::new(Activity::default());
@@ -152,6 +163,12 @@ async fn forward(
                 Ok(Ok(s)) => s,
                 _ => return Err(Some(client)),
             };
+            if let Some(h) = proxy_header {
+                let (r, _) = upstream.write_all(h.to_vec()).await;
+                if r.is_err() {
+                    return Err(Some(client));
+                }
+            }
             let _ = upstream.set_nodelay(true);
             let Ok(std_client) = client.into_std() else { return Err(None) };
             let client = tokio_uring::net::TcpStream::from_std(std_client);

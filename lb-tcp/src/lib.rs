@@ -27,3 +27,4 @@ pub mod http;
 pub mod l4;
 pub mod listener;
 pub mod pool;
+pub mod proxy_protocol;

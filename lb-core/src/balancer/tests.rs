@@ -142,6 +142,7 @@ fn cluster(n: usize, policy: Policy) -> ClusterConfig {
             base_ejection: Duration::from_secs(10),
             max_ejection: Duration::from_secs(60),
         },
+        send_proxy_protocol: None,
     }
 }
 

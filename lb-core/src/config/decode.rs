@@ -315,6 +315,23 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, base: &Path, errs: &mu
     let header_read_timeout = f.duration("header_read_timeout", errs).unwrap_or(Duration::from_secs(10));
     let idle_timeout = f.duration("idle_timeout", errs).unwrap_or(Duration::from_secs(60));
     let max_request_header_bytes = f.int("max_request_header_bytes", 8192, 1 << 24, errs).unwrap_or(65536) as usize;
+    let proxy_protocol = f.array("proxy_protocol", errs).map(|(items, aspan)| {
+        if items.is_empty() {
+            errs.push(aspan, "`proxy_protocol` lists the networks trusted to send it, e.g. [\"10.0.0.0/8\"]");
+        }
+        items
+            .iter()
+            .filter_map(|v| match v.get_ref() {
+                DeValue::String(s) => {
+                    s.parse::<Cidr>().map_err(|e| errs.push(v.span(), format!("`proxy_protocol`: {e}"))).ok()
+                }
+                _ => {
+                    errs.push(v.span(), "`proxy_protocol` entries are networks like \"10.0.0.0/8\"");
+                    None
+                }
+            })
+            .collect()
+    });
     f.finish(errs);
     Some(ListenerConfig {
         name: name?,
@@ -325,6 +342,7 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, base: &Path, errs: &mu
         idle_timeout,
         max_request_header_bytes,
         tls,
+        proxy_protocol,
     })
 }
 
@@ -528,6 +546,15 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
     let pool_size = f.int("pool_size", 0, 100_000, errs).unwrap_or(64) as usize;
     let pool_idle_timeout = f.duration("pool_idle_timeout", errs).unwrap_or(Duration::from_secs(60));
     let health_check = f.table("health_check", errs).and_then(|(t, span)| decode_health(t, span, errs));
+    let send_proxy_protocol = match f.string("send_proxy_protocol", errs) {
+        None => None,
+        Some(("v1", _)) => Some(ProxyProtocolVersion::V1),
+        Some(("v2", _)) => Some(ProxyProtocolVersion::V2),
+        Some((v, span)) => {
+            errs.push(span, format!("`send_proxy_protocol` must be \"v1\" or \"v2\", not \"{v}\""));
+            None
+        }
+    };
     let outlier = f.table("outlier", errs).map_or_else(OutlierConfig::default, |(t, span)| {
         let mut o = Fields::new(t, span, "[clusters.outlier]");
         let d = OutlierConfig::default();
@@ -554,6 +581,7 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
         pool_idle_timeout,
         health_check,
         outlier,
+        send_proxy_protocol,
     })
 }
 

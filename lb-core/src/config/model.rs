@@ -92,6 +92,59 @@ pub struct ListenerConfig {
     pub max_request_header_bytes: usize,
     /// TLS termination (`kind = "https"`).
     pub tls: Option<TlsListenerConfig>,
+    /// PROXY protocol (v1 or v2) required from these source networks; `None`: not accepted.
+    pub proxy_protocol: Option<Vec<Cidr>>,
+}
+
+/// An IP network, `10.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: std::net::IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ip, prefix) = s.split_once('/').unwrap_or((s, ""));
+        let addr: std::net::IpAddr = ip.parse().map_err(|_| format!("`{s}` is not a network like 10.0.0.0/8"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix =
+            if prefix.is_empty() { max } else { prefix.parse().map_err(|_| format!("`{s}`: bad prefix length"))? };
+        if prefix > max {
+            return Err(format!("`{s}`: prefix longer than {max}"));
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// PROXY protocol version lbd sends to a cluster's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// Text.
+    V1,
+    /// Binary.
+    V2,
 }
 
 /// `[listeners.tls]` of an `https` listener.
@@ -216,6 +269,8 @@ pub struct ClusterConfig {
     pub health_check: Option<HealthCheckConfig>,
     /// Passive ejection.
     pub outlier: OutlierConfig,
+    /// Send a PROXY protocol header with the client's address on every new upstream connection.
+    pub send_proxy_protocol: Option<ProxyProtocolVersion>,
 }
 
 /// An endpoint of a cluster.

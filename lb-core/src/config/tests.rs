@@ -144,3 +144,19 @@ fn durations() {
     assert_eq!(parse_duration("5"), None);
     assert_eq!(parse_duration("5 parsecs"), None);
 }
+
+#[test]
+fn cidrs_parse_and_match() {
+    let net: Cidr = "10.1.0.0/16".parse().expect("cidr");
+    assert!(net.contains("10.1.255.3".parse().expect("ip")));
+    assert!(!net.contains("10.2.0.1".parse().expect("ip")));
+    assert!(net.contains("::ffff:10.1.0.9".parse().expect("ip")), "IPv4-mapped addresses match IPv4 networks");
+    let host: Cidr = "127.0.0.1".parse().expect("cidr");
+    assert!(host.contains("127.0.0.1".parse().expect("ip")) && !host.contains("127.0.0.2".parse().expect("ip")));
+    let all: Cidr = "0.0.0.0/0".parse().expect("cidr");
+    assert!(all.contains("192.0.2.1".parse().expect("ip")));
+    let v6: Cidr = "2001:db8::/32".parse().expect("cidr");
+    assert!(v6.contains("2001:db8:1::1".parse().expect("ip")) && !v6.contains("2001:db9::1".parse().expect("ip")));
+    assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+    assert!("nonsense/8".parse::<Cidr>().is_err());
+}

@@ -36,6 +36,8 @@ pub struct ConnInfo {
     proto: &'static str,
     /// The verified client certificate's identity (mTLS), sent as `X-Forwarded-Client-Cert`.
     client_cert: Option<HeaderValue>,
+    /// The address the client connected to (for PROXY protocol headers sent upstream).
+    local: Option<SocketAddr>,
     /// This client's `X-Forwarded-For` entry.
     xff: HeaderValue,
     activity: Rc<Activity>,
@@ -53,7 +55,23 @@ impl ConnInfo {
         activity: Rc<Activity>,
     ) -> Self {
         let xff = forwarded_for(peer.ip().to_canonical());
-        Self { listener, max_header_bytes, peer, proto, client_cert: None, xff, activity, cached: Cell::new(None) }
+        Self {
+            listener,
+            max_header_bytes,
+            peer,
+            proto,
+            client_cert: None,
+            local: None,
+            xff,
+            activity,
+            cached: Cell::new(None),
+        }
+    }
+
+    /// Sets the address the client connected to.
+    pub fn with_local(mut self, local: Option<SocketAddr>) -> Self {
+        self.local = local;
+        self
     }
 
     /// Sets the verified client identity of an mTLS connection.
@@ -249,7 +267,12 @@ async fn proxy(
         trace.attempts += 1;
         trace.upstream = Some(cluster.address(ep));
         cluster.state.borrow_mut().start_request(ep);
-        match send(ctx, &cluster, ep, req).await {
+        let proxy_header = cluster
+            .cfg
+            .send_proxy_protocol
+            .zip(conn.local)
+            .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
+        match send(ctx, &cluster, ep, req, proxy_header.as_deref()).await {
             Ok((mut resp, sender)) => {
                 let status = resp.status();
                 let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
@@ -291,7 +314,13 @@ type SendResult = Result<(Response<Incoming>, Sender), (ProxyError, Option<Reque
 
 /// Sends on a pooled connection if one is ready, else on a new one. A pooled connection that
 /// turns out closed before the request went out is not a failure: a fresh one is tried.
-async fn send(ctx: &Rc<WorkerCtx>, cluster: &ClusterRt, ep: usize, mut req: Request<Incoming>) -> SendResult {
+async fn send(
+    ctx: &Rc<WorkerCtx>,
+    cluster: &ClusterRt,
+    ep: usize,
+    mut req: Request<Incoming>,
+    proxy_header: Option<&[u8]>,
+) -> SendResult {
     let timeout = cluster.cfg.request_timeout;
     let pooled = cluster.pool.borrow_mut().take(ep, Instant::now());
     if let Some(mut sender) = pooled {
@@ -307,7 +336,7 @@ async fn send(ctx: &Rc<WorkerCtx>, cluster: &ClusterRt, ep: usize, mut req: Requ
             }
         }
     }
-    let mut sender = match connect(ctx, cluster.address(ep), cluster.cfg.connect_timeout).await {
+    let mut sender = match connect(ctx, cluster.address(ep), cluster.cfg.connect_timeout, proxy_header).await {
         Ok(s) => s,
         Err(e) => return Err((e, Some(req))),
     };
@@ -322,12 +351,22 @@ async fn send(ctx: &Rc<WorkerCtx>, cluster: &ClusterRt, ep: usize, mut req: Requ
 }
 
 /// Opens an upstream HTTP/1.1 connection and drives it on this worker.
-async fn connect(ctx: &Rc<WorkerCtx>, addr: SocketAddr, timeout: std::time::Duration) -> Result<Sender, ProxyError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+/// With `proxy_header`, that PROXY protocol header is written first. (A pooled connection keeps
+/// the header of the client it was opened for, as HAProxy's connection reuse does.)
+async fn connect(
+    ctx: &Rc<WorkerCtx>,
+    addr: SocketAddr,
+    timeout: std::time::Duration,
+    proxy_header: Option<&[u8]>,
+) -> Result<Sender, ProxyError> {
+    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(ProxyError::Connect(e)),
         Err(_) => return Err(ProxyError::ConnectTimeout),
     };
+    if let Some(h) = proxy_header {
+        tokio::io::AsyncWriteExt::write_all(&mut stream, h).await.map_err(ProxyError::Connect)?;
+    }
     let _ = stream.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))

@@ -36,9 +36,10 @@ pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr,
             _ = listener_drain.changed() => return,
         }
     }
+    let local = stream.local_addr().ok();
     match listener.tls() {
-        None => Box::pin(run_h1(ctx, stream, peer, listener, "http", None)).await,
-        Some(tls) => Box::pin(serve_tls(ctx, stream, peer, listener, tls)).await,
+        None => Box::pin(run_h1(ctx, stream, peer, local, listener, "http", None)).await,
+        Some(tls) => Box::pin(serve_tls(ctx, stream, peer, local, listener, tls)).await,
     }
 }
 
@@ -47,6 +48,7 @@ async fn serve_tls(
     ctx: Rc<WorkerCtx>,
     stream: TcpStream,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     listener: Rc<ListenerHandle>,
     tls: std::sync::Arc<lb_tls::ServerConfig>,
 ) {
@@ -65,9 +67,9 @@ async fn serve_tls(
     };
     let client = tls.get_ref().1.peer_certificates().and_then(lb_tls::client_identity);
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        run_h2(ctx, tls, peer, listener, client).await;
+        run_h2(ctx, tls, peer, local, listener, client).await;
     } else {
-        run_h1(ctx, tls, peer, listener, "https", client).await;
+        run_h1(ctx, tls, peer, local, listener, "https", client).await;
     }
 }
 
@@ -160,6 +162,7 @@ async fn run_h1<I>(
     ctx: Rc<WorkerCtx>,
     io: I,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     listener: Rc<ListenerHandle>,
     proto: &'static str,
     client: Option<String>,
@@ -170,7 +173,8 @@ async fn run_h1<I>(
     let activity = Rc::new(Activity::default());
     let info = Rc::new(
         ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, proto, activity.clone())
-            .with_client_cert(client),
+            .with_client_cert(client)
+            .with_local(local),
     );
     let svc_ctx = ctx.clone();
     let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
@@ -184,15 +188,22 @@ async fn run_h1<I>(
     drive(&ctx, &listener, &activity, limits.idle_timeout, peer, conn).await;
 }
 
-async fn run_h2<I>(ctx: Rc<WorkerCtx>, io: I, peer: SocketAddr, listener: Rc<ListenerHandle>, client: Option<String>)
-where
+async fn run_h2<I>(
+    ctx: Rc<WorkerCtx>,
+    io: I,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    listener: Rc<ListenerHandle>,
+    client: Option<String>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let limits = listener.limits();
     let activity = Rc::new(Activity::default());
     let info = Rc::new(
         ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, "https", activity.clone())
-            .with_client_cert(client),
+            .with_client_cert(client)
+            .with_local(local),
     );
     let svc_ctx = ctx.clone();
     let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
