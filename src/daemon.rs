@@ -44,6 +44,13 @@ fn tls_configs(
             infos.extend(i);
         }
     }
+    // Upstream TLS is built by each worker; check here that it loads, so a bad CA or client
+    // certificate rejects the config instead of failing connections.
+    for c in &cfg.clusters {
+        if let Some(t) = &c.tls {
+            lb_tls::client_config(t).map_err(|e| format!("cluster `{}`: {e}", c.name))?;
+        }
+    }
     Ok((Arc::new(map), infos))
 }
 

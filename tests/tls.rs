@@ -391,3 +391,97 @@ fn tls_passthrough_routes_by_sni_and_the_backends_own_certificate_is_seen() {
     assert!(metric_value(&m, "lbd_tcp_connections_total", &["cluster=\"a\""]) >= 3.0, "{m}");
     assert!(metric_value(&m, "lbd_tcp_connections_total", &["cluster=\"d\""]) >= 2.0, "{m}");
 }
+
+#[test]
+fn upstream_tls_verifies_the_backend_and_can_present_a_client_certificate() {
+    let dir = scratch("upstream-tls");
+    make_ca_and_client(&dir);
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(&dir).output().expect("openssl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-nodes",
+        "-subj",
+        "/CN=backend.test",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-keyout",
+        "backend.key",
+        "-out",
+        "backend.csr",
+    ]);
+    std::fs::write(dir.join("backend.ext"), "subjectAltName=DNS:backend.test\nextendedKeyUsage=serverAuth\n")
+        .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "backend.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "backend.ext",
+        "-out",
+        "backend.crt",
+    ]);
+    let s_server = |extra: &[&str]| {
+        let port = free_port();
+        let child = Command::new("openssl")
+            .args([
+                "s_server",
+                "-quiet",
+                "-www",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+                "-cert",
+                "backend.crt",
+                "-key",
+                "backend.key",
+            ])
+            .args(extra)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let p = Proc { child };
+        assert!(wait_until(std::time::Duration::from_secs(5), || port_open(port)));
+        (p, port)
+    };
+    let (_plain, p1) = s_server(&[]);
+    let (_mtls, p2) = s_server(&["-Verify", "1", "-CAfile", "ca.crt"]);
+    let (admin, port) = (free_port(), free_port());
+    let cfg = format!(
+        "workers = 1\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\
+         [[listeners]]\nname = \"web\"\nbind = \"127.0.0.1:{port}\"\n\
+         [[listeners.routes]]\npath_prefix = \"/good\"\ncluster = \"good\"\n\
+         [[listeners.routes]]\npath_prefix = \"/wrongname\"\ncluster = \"wrongname\"\n\
+         [[listeners.routes]]\npath_prefix = \"/mtls\"\ncluster = \"mtls\"\n\
+         [[listeners.routes]]\npath_prefix = \"/nocert\"\ncluster = \"nocert\"\n\
+         [[clusters]]\nname = \"good\"\nendpoints = [\"127.0.0.1:{p1}\"]\ntls = {{ ca = \"ca.crt\", server_name = \"backend.test\" }}\n\
+         [[clusters]]\nname = \"wrongname\"\nendpoints = [\"127.0.0.1:{p1}\"]\nretries = 0\ntls = {{ ca = \"ca.crt\", server_name = \"other.test\" }}\n\
+         [[clusters]]\nname = \"mtls\"\nendpoints = [\"127.0.0.1:{p2}\"]\ntls = {{ ca = \"ca.crt\", server_name = \"backend.test\", cert = \"client.crt\", key = \"client.key\" }}\n\
+         [[clusters]]\nname = \"nocert\"\nendpoints = [\"127.0.0.1:{p2}\"]\nretries = 0\ntls = {{ ca = \"ca.crt\", server_name = \"backend.test\" }}\n"
+    );
+    let files: Vec<(std::path::PathBuf, &str)> =
+        ["ca.crt", "client.crt", "client.key"].iter().map(|f| (dir.join(f), *f)).collect();
+    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    let _lbd = Lbd::start_with_files("upstream-tls", admin, &cfg, &refs);
+    let (body, status) = get(port, "/good", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("s_server"), "{body}");
+    assert_eq!(get(port, "/wrongname", &[]).1, 502, "a certificate for another name must be refused");
+    assert_eq!(get(port, "/mtls", &[]).1, 200, "client certificate presented");
+    let (_, status) = get(port, "/nocert", &[]);
+    assert!(status == 502, "a backend requiring a client certificate refused lbd without one: {status}");
+}

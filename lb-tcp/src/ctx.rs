@@ -16,6 +16,7 @@ use lb_core::metrics::{ClusterStat, EndpointStat, Registry, WorkerStats};
 use lb_core::runtime::IoBackend;
 use lb_core::snapshot::Snapshot;
 use tokio::sync::watch;
+use tokio_rustls::rustls::pki_types as rustls_server_name;
 
 use crate::pool::Pool;
 
@@ -28,6 +29,8 @@ pub struct ClusterRt {
     pub state: RefCell<ClusterState>,
     /// Idle upstream connections per endpoint.
     pub pool: RefCell<Pool>,
+    /// TLS to the endpoints (validated on the main thread before the config was applied).
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl ClusterRt {
@@ -36,6 +39,22 @@ impl ClusterRt {
             cfg: cfg.clone(),
             state: RefCell::new(ClusterState::new(cfg)),
             pool: RefCell::new(Pool::new(cfg.endpoints.len(), cfg.pool_size, cfg.pool_idle_timeout)),
+            tls: cfg.tls.as_ref().and_then(|t| match lb_tls::client_config(t) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(cluster = %cfg.name, error = %e, "upstream TLS config does not load; connections will fail");
+                    None
+                }
+            }),
+        }
+    }
+
+    /// The name an endpoint's certificate is checked against (and sent as SNI).
+    pub fn server_name(&self, i: usize) -> Option<rustls_server_name::ServerName<'static>> {
+        let tls = self.cfg.tls.as_ref()?;
+        match &tls.server_name {
+            Some(n) => rustls_server_name::ServerName::try_from(n.clone()).ok(),
+            None => Some(rustls_server_name::ServerName::IpAddress(self.address(i).ip().into())),
         }
     }
 

@@ -80,6 +80,39 @@ fn client_verifier(
     builder.build().map(Some).map_err(|e| format!("client_ca {}: {e}", ca.display()))
 }
 
+/// The client config lbd uses towards a cluster's endpoints (HTTP/1.1 by ALPN).
+pub fn client_config(tls: &lb_core::config::UpstreamTls) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&tls.ca).map_err(|e| format!("ca {}: {e}", tls.ca.display()))? {
+        roots
+            .add(cert.map_err(|e| format!("ca {}: {e}", tls.ca.display()))?)
+            .map_err(|e| format!("ca {}: {e}", tls.ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("ca {}: no CERTIFICATE block", tls.ca.display()));
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let mut cfg = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let loaded = load(cert, key, &provider)?;
+            builder
+                .with_client_auth_cert(
+                    loaded.key.cert.clone(),
+                    rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+                        .map_err(|e| format!("key {}: {e}", key.display()))?,
+                )
+                .map_err(|e| format!("client certificate {}: {e}", cert.display()))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 /// A served certificate, for the expiry metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {

@@ -143,6 +143,7 @@ fn cluster(n: usize, policy: Policy) -> ClusterConfig {
             max_ejection: Duration::from_secs(60),
         },
         send_proxy_protocol: None,
+        tls: None,
     }
 }
 

@@ -190,7 +190,7 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, base: &Path, errs: &mu
         .filter_map(|(i, (t, span))| decode_listener(i, t, span, base, errs))
         .collect();
     let clusters: Vec<_> =
-        f.tables("clusters", errs).into_iter().filter_map(|(t, span)| decode_cluster(t, span, errs)).collect();
+        f.tables("clusters", errs).into_iter().filter_map(|(t, span)| decode_cluster(t, span, base, errs)).collect();
     f.finish(errs);
     Some(Config { workers, io_backend, drain_timeout, admin, access_log, listeners, clusters })
 }
@@ -469,7 +469,20 @@ fn decode_sni_route(listener: &str, i: usize, t: &DeTable<'_>, span: Span, errs:
     Some(RouteConfig { name, host: Some(host?), path: PathMatch::Any, cluster: cluster? })
 }
 
-fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<ClusterConfig> {
+fn decode_upstream_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Option<UpstreamTls> {
+    let mut f = Fields::new(t, span.clone(), "a cluster's `tls`");
+    let ca = f.required_string("ca", errs).map(|(p, _)| base.join(p));
+    let server_name = f.string("server_name", errs).map(|(s, _)| s.to_string());
+    let cert = f.string("cert", errs).map(|(p, _)| base.join(p));
+    let key = f.string("key", errs).map(|(p, _)| base.join(p));
+    if cert.is_some() != key.is_some() {
+        errs.push(span, "a client certificate needs both `cert` and `key`");
+    }
+    f.finish(errs);
+    Some(UpstreamTls { ca: ca?, server_name, cert, key })
+}
+
+fn decode_cluster(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Option<ClusterConfig> {
     let mut f = Fields::new(t, span.clone(), "a [[clusters]] entry");
     let name = f.required_string("name", errs).map(|(s, _)| s.to_string());
     let mut endpoints = Vec::new();
@@ -546,6 +559,7 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
     let pool_size = f.int("pool_size", 0, 100_000, errs).unwrap_or(64) as usize;
     let pool_idle_timeout = f.duration("pool_idle_timeout", errs).unwrap_or(Duration::from_secs(60));
     let health_check = f.table("health_check", errs).and_then(|(t, span)| decode_health(t, span, errs));
+    let tls = f.table("tls", errs).and_then(|(t, span)| decode_upstream_tls(t, span, base, errs));
     let send_proxy_protocol = match f.string("send_proxy_protocol", errs) {
         None => None,
         Some(("v1", _)) => Some(ProxyProtocolVersion::V1),
@@ -568,6 +582,12 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
         o.finish(errs);
         out
     });
+    if tls.is_some() && matches!(health_check.as_ref().map(|h| &h.kind), Some(HealthCheckKind::Http { .. })) {
+        errs.push(
+            span.clone(),
+            "HTTP health checks do not speak TLS yet: a cluster with `tls` uses `kind = \"tcp\"` checks",
+        );
+    }
     f.finish(errs);
     Some(ClusterConfig {
         name: name?,
@@ -582,6 +602,7 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Clus
         health_check,
         outlier,
         send_proxy_protocol,
+        tls,
     })
 }
 

@@ -271,6 +271,21 @@ pub struct ClusterConfig {
     pub outlier: OutlierConfig,
     /// Send a PROXY protocol header with the client's address on every new upstream connection.
     pub send_proxy_protocol: Option<ProxyProtocolVersion>,
+    /// TLS to the endpoints (`tls = { ca = "…", server_name = "…" }`).
+    pub tls: Option<UpstreamTls>,
+}
+
+/// TLS from lbd to a cluster's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// CA bundle the endpoints' certificates must chain to.
+    pub ca: PathBuf,
+    /// Name sent as SNI and verified in the certificate. Default: the endpoint's IP address.
+    pub server_name: Option<String>,
+    /// Client certificate presented to the endpoints (with `key`).
+    pub cert: Option<PathBuf>,
+    /// Its key.
+    pub key: Option<PathBuf>,
 }
 
 /// An endpoint of a cluster.

@@ -336,7 +336,7 @@ async fn send(
             }
         }
     }
-    let mut sender = match connect(ctx, cluster.address(ep), cluster.cfg.connect_timeout, proxy_header).await {
+    let mut sender = match connect(ctx, cluster, ep, proxy_header).await {
         Ok(s) => s,
         Err(e) => return Err((e, Some(req))),
     };
@@ -351,27 +351,47 @@ async fn send(
 }
 
 /// Opens an upstream HTTP/1.1 connection and drives it on this worker.
-/// With `proxy_header`, that PROXY protocol header is written first. (A pooled connection keeps
-/// the header of the client it was opened for, as HAProxy's connection reuse does.)
+/// Opens an upstream HTTP/1.1 connection (with TLS when the cluster says so) and drives it on
+/// this worker. With `proxy_header`, that PROXY protocol header is written first. (A pooled
+/// connection keeps the header of the client it was opened for, as HAProxy's reuse does.)
 async fn connect(
     ctx: &Rc<WorkerCtx>,
-    addr: SocketAddr,
-    timeout: std::time::Duration,
+    cluster: &ClusterRt,
+    ep: usize,
     proxy_header: Option<&[u8]>,
 ) -> Result<Sender, ProxyError> {
+    let addr = cluster.address(ep);
+    let timeout = cluster.cfg.connect_timeout;
     let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(ProxyError::Connect(e)),
         Err(_) => return Err(ProxyError::ConnectTimeout),
     };
+    let _ = stream.set_nodelay(true);
     if let Some(h) = proxy_header {
         tokio::io::AsyncWriteExt::write_all(&mut stream, h).await.map_err(ProxyError::Connect)?;
     }
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(ProxyError::Upstream)?;
+    if cluster.cfg.tls.is_none() {
+        return handshake(ctx, stream, addr).await;
+    }
+    let (Some(tls), Some(name)) = (&cluster.tls, cluster.server_name(ep)) else {
+        return Err(ProxyError::Connect(std::io::Error::other("upstream TLS is not usable (see the log)")));
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.clone());
+    match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+        Ok(Ok(s)) => handshake(ctx, s, addr).await,
+        Ok(Err(e)) => Err(ProxyError::Connect(e)),
+        Err(_) => Err(ProxyError::ConnectTimeout),
+    }
+}
+
+/// HTTP/1.1 handshake on an upstream stream; the connection is driven by a local task.
+async fn handshake<I>(ctx: &Rc<WorkerCtx>, io: I, addr: SocketAddr) -> Result<Sender, ProxyError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(io)).await.map_err(ProxyError::Upstream)?;
     {
         let mut st = ctx.state.borrow_mut();
         st.metrics.counters.upstream_connects += 1;
