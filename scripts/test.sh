@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The tests start their own HAProxy instances; a packaged service is not needed.
   $SUDO systemctl stop haproxy >/dev/null 2>&1 || true
 fi
-if ! python3 -c 'import aiohttp' >/dev/null 2>&1; then
+if ! python3 -c 'import aiohttp, grpc' >/dev/null 2>&1; then
   python3 -m pip install -q -r tests/requirements.txt || python3 -m pip install -q --break-system-packages -r tests/requirements.txt
 fi
 

@@ -48,7 +48,8 @@ fn tls_configs(
     // certificate rejects the config instead of failing connections.
     for c in &cfg.clusters {
         if let Some(t) = &c.tls {
-            lb_tls::client_config(t).map_err(|e| format!("cluster `{}`: {e}", c.name))?;
+            lb_tls::client_config(t, c.protocol == lb_core::config::UpstreamProtocol::Http2)
+                .map_err(|e| format!("cluster `{}`: {e}", c.name))?;
         }
     }
     Ok((Arc::new(map), infos))

@@ -485,3 +485,62 @@ fn upstream_tls_verifies_the_backend_and_can_present_a_client_certificate() {
     let (_, status) = get(port, "/nocert", &[]);
     assert!(status == 502, "a backend requiring a client certificate refused lbd without one: {status}");
 }
+
+#[test]
+fn grpc_end_to_end_over_http2_with_trailers_and_proxy_errors() {
+    require("python3");
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/grpc_peer.py");
+    let gport = free_port();
+    let child = Command::new("python3")
+        .arg(&peer)
+        .args(["server", "--port", &gport.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("grpc server (pip install grpcio)");
+    let _server = Proc { child };
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || port_open(gport)),
+        "gRPC server did not start (is grpcio installed?)"
+    );
+    let (admin, port) = (free_port(), free_port());
+    let dir = scratch("grpc");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    let cfg = format!(
+        "workers = 2\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\
+         [[listeners]]\nname = \"grpc\"\nkind = \"https\"\nbind = \"127.0.0.1:{port}\"\n\
+         [listeners.tls]\ncertificates = [{{ cert = \"a.crt\", key = \"a.key\" }}]\n\
+         [[listeners.routes]]\npath_prefix = \"/lbd.test.Echo/\"\ncluster = \"echo\"\n\
+         [[listeners.routes]]\npath_prefix = \"/dead.Service/\"\ncluster = \"dead\"\n\
+         [[clusters]]\nname = \"echo\"\nprotocol = \"http2\"\nendpoints = [\"127.0.0.1:{gport}\"]\n\
+         [[clusters]]\nname = \"dead\"\nprotocol = \"http2\"\nretries = 0\nendpoints = [\"127.0.0.1:{}\"]\n",
+        free_port()
+    );
+    let files: Vec<(std::path::PathBuf, &str)> = ["a.crt", "a.key"].iter().map(|f| (dir.join(f), *f)).collect();
+    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    let lbd = Lbd::start_with_files("grpc", admin, &cfg, &refs);
+    let ca = dir.join("a.crt").display().to_string();
+    let client = |extra: &[&str]| {
+        let out = Command::new("python3")
+            .arg(&peer)
+            .args(["client", "--target", &format!("127.0.0.1:{port}"), "--ca", &ca, "--name", "a.test"])
+            .args(extra)
+            .output()
+            .expect("grpc client");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, text) = client(&[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("unary: echo:hello"), "{text}");
+    assert!(text.contains("stream: part-0,part-1,part-2,part-3,part-4"), "{text}");
+    assert!(
+        text.contains("fail: NOT_FOUND nothing here"),
+        "the backend's grpc-status trailer must reach the client: {text}"
+    );
+    let (ok, text) = client(&["--dead"]);
+    assert!(ok && text.contains("dead: UNAVAILABLE"), "{text}");
+    // One multiplexed upstream connection per worker at most, however many calls.
+    assert!(lbd.metric("lbd_upstream_connections_total", &[]) <= 3.0, "{}", lbd.metrics());
+}

@@ -39,7 +39,7 @@ impl ClusterRt {
             cfg: cfg.clone(),
             state: RefCell::new(ClusterState::new(cfg)),
             pool: RefCell::new(Pool::new(cfg.endpoints.len(), cfg.pool_size, cfg.pool_idle_timeout)),
-            tls: cfg.tls.as_ref().and_then(|t| match lb_tls::client_config(t) {
+            tls: cfg.tls.as_ref().and_then(|t| match lb_tls::client_config(t, cfg.protocol == lb_core::config::UpstreamProtocol::Http2) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::error!(cluster = %cfg.name, error = %e, "upstream TLS config does not load; connections will fail");

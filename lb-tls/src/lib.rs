@@ -80,8 +80,8 @@ fn client_verifier(
     builder.build().map(Some).map_err(|e| format!("client_ca {}: {e}", ca.display()))
 }
 
-/// The client config lbd uses towards a cluster's endpoints (HTTP/1.1 by ALPN).
-pub fn client_config(tls: &lb_core::config::UpstreamTls) -> Result<Arc<rustls::ClientConfig>, String> {
+/// The client config lbd uses towards a cluster's endpoints (ALPN `h2` or `http/1.1`).
+pub fn client_config(tls: &lb_core::config::UpstreamTls, h2: bool) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(&tls.ca).map_err(|e| format!("ca {}: {e}", tls.ca.display()))? {
@@ -109,7 +109,7 @@ pub fn client_config(tls: &lb_core::config::UpstreamTls) -> Result<Arc<rustls::C
         }
         _ => builder.with_no_client_auth(),
     };
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = if h2 { vec![b"h2".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(Arc::new(cfg))
 }
 

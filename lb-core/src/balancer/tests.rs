@@ -144,6 +144,7 @@ fn cluster(n: usize, policy: Policy) -> ClusterConfig {
         },
         send_proxy_protocol: None,
         tls: None,
+        protocol: crate::config::UpstreamProtocol::Http1,
     }
 }
 

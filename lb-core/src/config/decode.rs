@@ -560,6 +560,14 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -
     let pool_idle_timeout = f.duration("pool_idle_timeout", errs).unwrap_or(Duration::from_secs(60));
     let health_check = f.table("health_check", errs).and_then(|(t, span)| decode_health(t, span, errs));
     let tls = f.table("tls", errs).and_then(|(t, span)| decode_upstream_tls(t, span, base, errs));
+    let protocol = match f.string("protocol", errs) {
+        None | Some(("http1", _)) => UpstreamProtocol::Http1,
+        Some(("http2", _)) => UpstreamProtocol::Http2,
+        Some((v, span)) => {
+            errs.push(span, format!("`protocol` must be \"http1\" or \"http2\", not \"{v}\""));
+            UpstreamProtocol::Http1
+        }
+    };
     let send_proxy_protocol = match f.string("send_proxy_protocol", errs) {
         None => None,
         Some(("v1", _)) => Some(ProxyProtocolVersion::V1),
@@ -603,6 +611,7 @@ fn decode_cluster(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -
         outlier,
         send_proxy_protocol,
         tls,
+        protocol,
     })
 }
 

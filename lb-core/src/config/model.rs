@@ -273,6 +273,17 @@ pub struct ClusterConfig {
     pub send_proxy_protocol: Option<ProxyProtocolVersion>,
     /// TLS to the endpoints (`tls = { ca = "…", server_name = "…" }`).
     pub tls: Option<UpstreamTls>,
+    /// HTTP version spoken to the endpoints. Default HTTP/1.1.
+    pub protocol: UpstreamProtocol,
+}
+
+/// HTTP version to a cluster's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, a pool of keep-alive connections.
+    Http1,
+    /// HTTP/2 (h2c, or ALPN h2 with `tls`): one multiplexed connection per endpoint per worker.
+    Http2,
 }
 
 /// TLS from lbd to a cluster's endpoints.

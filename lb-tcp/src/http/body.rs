@@ -75,6 +75,11 @@ enum Kind {
 }
 
 impl ProxyBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self { kind: Kind::Full(None), in_flight: None }
+    }
+
     /// A short body of lbd's own.
     pub fn text(s: impl Into<Bytes>) -> Self {
         Self { kind: Kind::Full(Some(s.into())), in_flight: None }

@@ -7,3 +7,14 @@ pub mod error;
 pub mod headers;
 pub mod proxy;
 pub mod server;
+
+/// Runs hyper's HTTP/2 tasks (server streams, client connections) on this worker: they need not
+/// be `Send`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocalExec;
+
+impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
+}

@@ -14,7 +14,7 @@ use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use lb_core::access_log::AccessRecord;
 use lb_core::balancer::hash_key;
-use lb_core::config::{ClusterConfig, HashOn, Policy};
+use lb_core::config::{ClusterConfig, HashOn, Policy, UpstreamProtocol};
 use lb_core::health::Outcome;
 use lb_core::snapshot::{ListenerPlan, Snapshot};
 use tokio::net::TcpStream;
@@ -126,6 +126,7 @@ pub async fn handle(
         (req.method().to_string(), host, path)
     });
     let mut trace = Trace::default();
+    let grpc = is_grpc(&req);
     let mut resp = if head_size(&req) > conn.max_header_bytes {
         // hyper's read buffer limit is soft (one read may overshoot it), so the limit is enforced here.
         let mut r = error_response(&ProxyError::HeadTooLarge);
@@ -134,6 +135,7 @@ pub async fn handle(
     } else {
         match proxy(&ctx, &conn, req, &mut trace).await {
             Ok(resp) => resp,
+            Err(e) if grpc => grpc_error_response(&e),
             Err(e) => error_response(&e),
         }
     };
@@ -190,6 +192,30 @@ fn error_response(e: &ProxyError) -> Response<ProxyBody> {
     resp
 }
 
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// A gRPC client gets lbd's own failures as a trailers-only response: HTTP 200 with
+/// `grpc-status` (UNAVAILABLE for 502/503, DEADLINE_EXCEEDED for 504, UNIMPLEMENTED for no
+/// route, RESOURCE_EXHAUSTED for an oversized head) and `grpc-message`.
+fn grpc_error_response(e: &ProxyError) -> Response<ProxyBody> {
+    let code = match e.status().as_u16() {
+        404 => "12",
+        431 => "8",
+        504 => "4",
+        _ => "14",
+    };
+    let mut resp = Response::new(ProxyBody::empty());
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from_static(code));
+    if let Ok(v) = HeaderValue::from_str(&e.to_string()) {
+        h.insert("grpc-message", v);
+    }
+    resp
+}
+
 fn request_hash<B>(cfg: &ClusterConfig, req: &Request<B>, ip: IpAddr) -> Option<u64> {
     if !matches!(cfg.policy, Policy::RingHash | Policy::Maglev) {
         return None;
@@ -234,6 +260,7 @@ async fn proxy(
 
     let (mut parts, body) = req.into_parts();
     let upgrade = is_upgrade(&parts.headers);
+    let te_trailers = parts.headers.get(header::TE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     strip_hop_by_hop(&mut parts.headers, upgrade);
     if !parts.headers.contains_key(header::HOST) {
         if let Some(v) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
@@ -256,7 +283,22 @@ async fn proxy(
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = pq.parse().unwrap_or_default();
     }
-    parts.version = Version::HTTP_11;
+    if cluster.cfg.protocol == UpstreamProtocol::Http2 {
+        // HTTP/2 wants the authority and scheme in the request; gRPC needs `te: trailers`.
+        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let scheme = if cluster.cfg.tls.is_some() { "https" } else { "http" };
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(uri) = format!("{scheme}://{host}{pq}").parse() {
+            parts.uri = uri;
+        }
+        parts.headers.remove(header::HOST);
+        if te_trailers {
+            parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        parts.version = Version::HTTP_2;
+    } else {
+        parts.version = Version::HTTP_11;
+    }
     let mut req = Request::from_parts(parts, body);
     let mut downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -285,6 +327,8 @@ async fn proxy(
                 }
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers, switching);
+                // The client's connection decides the wire version, whatever the backend spoke.
+                parts.version = Version::HTTP_11;
                 let release =
                     Release { cluster: cluster.clone(), endpoint: ep, sender: (!switching).then_some(sender), outcome };
                 return Ok(Response::from_parts(parts, ProxyBody::upstream(body, release)));
@@ -326,7 +370,7 @@ async fn send(
     if let Some(mut sender) = pooled {
         if sender.ready().await.is_ok() {
             ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
-            match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
+            match tokio::time::timeout(timeout, sender.try_send(req)).await {
                 Ok(Ok(resp)) => return Ok((resp, sender)),
                 Ok(Err(mut e)) => match e.take_message() {
                     Some(back) => req = back,
@@ -340,7 +384,7 @@ async fn send(
         Ok(s) => s,
         Err(e) => return Err((e, Some(req))),
     };
-    match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
+    match tokio::time::timeout(timeout, sender.try_send(req)).await {
         Ok(Ok(resp)) => Ok((resp, sender)),
         Ok(Err(mut e)) => {
             let back = e.take_message();
@@ -372,26 +416,43 @@ async fn connect(
         tokio::io::AsyncWriteExt::write_all(&mut stream, h).await.map_err(ProxyError::Connect)?;
     }
     if cluster.cfg.tls.is_none() {
-        return handshake(ctx, stream, addr).await;
+        return handshake(ctx, cluster, ep, stream).await;
     }
     let (Some(tls), Some(name)) = (&cluster.tls, cluster.server_name(ep)) else {
         return Err(ProxyError::Connect(std::io::Error::other("upstream TLS is not usable (see the log)")));
     };
     let connector = tokio_rustls::TlsConnector::from(tls.clone());
     match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
-        Ok(Ok(s)) => handshake(ctx, s, addr).await,
+        Ok(Ok(s)) => handshake(ctx, cluster, ep, s).await,
         Ok(Err(e)) => Err(ProxyError::Connect(e)),
         Err(_) => Err(ProxyError::ConnectTimeout),
     }
 }
 
-/// HTTP/1.1 handshake on an upstream stream; the connection is driven by a local task.
-async fn handshake<I>(ctx: &Rc<WorkerCtx>, io: I, addr: SocketAddr) -> Result<Sender, ProxyError>
+/// HTTP/1.1 or HTTP/2 handshake on an upstream stream; the connection is driven by a local
+/// task. An HTTP/2 connection becomes the endpoint's shared one.
+async fn handshake<I>(ctx: &Rc<WorkerCtx>, cluster: &ClusterRt, ep: usize, io: I) -> Result<Sender, ProxyError>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) =
-        hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(io)).await.map_err(ProxyError::Upstream)?;
+    let addr = cluster.address(ep);
+    let io = TokioIo::new(io);
+    let (sender, driver): (Sender, std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Result<()>>>>) =
+        match cluster.cfg.protocol {
+            UpstreamProtocol::Http1 => {
+                let (s, c) =
+                    hyper::client::conn::http1::Builder::new().handshake(io).await.map_err(ProxyError::Upstream)?;
+                (Sender::H1(s), Box::pin(c.with_upgrades()))
+            }
+            UpstreamProtocol::Http2 => {
+                let (s, c) = hyper::client::conn::http2::Builder::new(super::LocalExec)
+                    .handshake(io)
+                    .await
+                    .map_err(ProxyError::Upstream)?;
+                cluster.pool.borrow_mut().share(ep, &s);
+                (Sender::H2(s), Box::pin(c))
+            }
+        };
     {
         let mut st = ctx.state.borrow_mut();
         st.metrics.counters.upstream_connects += 1;
@@ -399,7 +460,7 @@ where
     }
     let ctx = ctx.clone();
     tokio::task::spawn_local(async move {
-        if let Err(e) = conn.with_upgrades().await {
+        if let Err(e) = driver.await {
             tracing::debug!(%addr, error = %e, "upstream connection ended");
         }
         ctx.state.borrow_mut().metrics.counters.upstream_active -= 1;

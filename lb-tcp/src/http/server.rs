@@ -73,16 +73,6 @@ async fn serve_tls(
     }
 }
 
-/// Runs hyper's HTTP/2 stream tasks on this worker (they need not be `Send`).
-#[derive(Debug, Clone, Copy)]
-struct LocalExec;
-
-impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
-    fn execute(&self, fut: F) {
-        tokio::task::spawn_local(fut);
-    }
-}
-
 /// What the drive loop needs of a hyper server connection.
 trait Graceful: std::future::Future<Output = hyper::Result<()>> {
     fn shutdown(self: std::pin::Pin<&mut Self>);
@@ -207,7 +197,7 @@ async fn run_h2<I>(
     );
     let svc_ctx = ctx.clone();
     let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
-    let mut builder = http2::Builder::new(LocalExec);
+    let mut builder = http2::Builder::new(super::LocalExec);
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""gRPC peers for lbd's tests (grpcio, no generated code: raw-bytes methods).
+
+  grpc_peer.py server --port P
+      lbd.test.Echo/Unary   -> b"echo:" + request
+      lbd.test.Echo/Stream  -> 5 messages b"part-0" .. b"part-4"
+      lbd.test.Echo/Fail    -> aborts with NOT_FOUND "nothing here"
+  grpc_peer.py client --target HOST:PORT --ca CERT --name SNI [--dead]
+      prints one line per check; exits non-zero on any mismatch
+"""
+import argparse
+import sys
+from concurrent import futures
+
+import grpc
+
+ident = lambda b: b
+
+
+def serve(port):
+    def unary(request, context):
+        return b"echo:" + request
+
+    def stream(request, context):
+        for i in range(5):
+            yield b"part-%d" % i
+
+    def fail(request, context):
+        context.abort(grpc.StatusCode.NOT_FOUND, "nothing here")
+
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary, request_deserializer=ident, response_serializer=ident),
+        "Stream": grpc.unary_stream_rpc_method_handler(stream, request_deserializer=ident, response_serializer=ident),
+        "Fail": grpc.unary_unary_rpc_method_handler(fail, request_deserializer=ident, response_serializer=ident),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("lbd.test.Echo", handlers),))
+    server.add_insecure_port("127.0.0.1:%d" % port)
+    server.start()
+    server.wait_for_termination()
+
+
+def client(target, ca, name, dead):
+    creds = grpc.ssl_channel_credentials(root_certificates=open(ca, "rb").read())
+    ch = grpc.secure_channel(target, creds, options=(("grpc.ssl_target_name_override", name),))
+    call = lambda m: ch.unary_unary(m, request_serializer=ident, response_deserializer=ident)
+    if dead:
+        try:
+            call("/dead.Service/Call")(b"x", timeout=10)
+            print("dead: unexpected success")
+            return 1
+        except grpc.RpcError as e:
+            print("dead:", e.code().name)
+            return 0 if e.code() == grpc.StatusCode.UNAVAILABLE else 1
+    ok = True
+    r = call("/lbd.test.Echo/Unary")(b"hello", timeout=10)
+    print("unary:", r.decode())
+    ok &= r == b"echo:hello"
+    parts = list(ch.unary_stream("/lbd.test.Echo/Stream", request_serializer=ident, response_deserializer=ident)(b"", timeout=10))
+    print("stream:", ",".join(p.decode() for p in parts))
+    ok &= parts == [b"part-%d" % i for i in range(5)]
+    try:
+        call("/lbd.test.Echo/Fail")(b"", timeout=10)
+        print("fail: unexpected success")
+        ok = False
+    except grpc.RpcError as e:
+        print("fail:", e.code().name, e.details())
+        ok &= e.code() == grpc.StatusCode.NOT_FOUND and e.details() == "nothing here"
+    return 0 if ok else 1
+
+
+p = argparse.ArgumentParser()
+p.add_argument("mode")
+p.add_argument("--port", type=int)
+p.add_argument("--target")
+p.add_argument("--ca")
+p.add_argument("--name")
+p.add_argument("--dead", action="store_true")
+a = p.parse_args()
+if a.mode == "server":
+    serve(a.port)
+else:
+    sys.exit(client(a.target, a.ca, a.name, a.dead))
