@@ -70,3 +70,38 @@ fn a_cluster_with_no_healthy_endpoint_fails_open_and_says_so() {
     assert_eq!(tally(&out).values().sum::<usize>(), 10);
     assert!(lbd.metric("lbd_cluster_fail_open_requests_total", &["cluster=\"c\""]) >= 10.0);
 }
+
+#[test]
+fn grpc_health_checks_follow_the_servers_serving_status() {
+    require("python3");
+    let peer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/grpc_peer.py");
+    let dir = scratch("grpc-health");
+    let flag = dir.join("not-serving");
+    let gport = free_port();
+    let child = std::process::Command::new("python3")
+        .arg(&peer)
+        .args(["server", "--port", &gport.to_string(), "--unhealthy-file"])
+        .arg(&flag)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("grpc server");
+    let _server = Proc { child };
+    assert!(wait_until(Duration::from_secs(10), || port_open(gport)), "gRPC server did not start (pip install grpcio)");
+    let (admin, port) = (free_port(), free_port());
+    let extra =
+        "protocol = \"http2\"\n[clusters.health_check]\nkind = \"grpc\"\ninterval = \"150ms\"\nrise = 1\nfall = 1";
+    let lbd = Lbd::start("grpc-health", admin, &simple_config(admin, port, &[format!("127.0.0.1:{gport}")], extra));
+    let ep = format!("endpoint=\"127.0.0.1:{gport}\"");
+    std::fs::write(&flag, "").expect("flag");
+    assert!(
+        wait_until(Duration::from_secs(5), || lbd.metric("lbd_endpoint_healthy", &[&ep]) == 0.0),
+        "NOT_SERVING not seen:\n{}",
+        lbd.metrics()
+    );
+    std::fs::remove_file(&flag).expect("unflag");
+    assert!(
+        wait_until(Duration::from_secs(5), || lbd.metric("lbd_endpoint_healthy", &[&ep]) == 1.0),
+        "SERVING not seen:\n{}",
+        lbd.metrics()
+    );
+}

@@ -19,7 +19,11 @@ pub async fn probe(addr: SocketAddr, kind: &HealthCheckKind, timeout: Duration) 
 
 async fn probe_inner(addr: SocketAddr, kind: &HealthCheckKind) -> bool {
     let Ok(stream) = TcpStream::connect(addr).await else { return false };
-    let HealthCheckKind::Http { path, expected_status, host } = kind else { return true };
+    let (path, expected_status, host) = match kind {
+        HealthCheckKind::Tcp => return true,
+        HealthCheckKind::Grpc { service } => return grpc_check(stream, addr, service).await,
+        HealthCheckKind::Http { path, expected_status, host } => (path, expected_status, host),
+    };
     let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await
     else {
         return false;
@@ -41,6 +45,49 @@ async fn probe_inner(addr: SocketAddr, kind: &HealthCheckKind) -> bool {
     passed
 }
 
+/// `grpc.health.v1.Health/Check` on an HTTP/2 cleartext connection: passes when the call ends
+/// with grpc-status 0 and the response says SERVING (field 1 = 1).
+async fn grpc_check(stream: TcpStream, addr: SocketAddr, service: &str) -> bool {
+    use http_body_util::{BodyExt, Full};
+    let Ok((mut sender, conn)) =
+        hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(crate::http::LocalExec, TokioIo::new(stream)).await
+    else {
+        return false;
+    };
+    let driver = tokio::task::spawn_local(conn);
+    // One gRPC frame: uncompressed flag, big-endian length, HealthCheckRequest { service = 1 }.
+    let mut msg = Vec::with_capacity(2 + service.len());
+    if !service.is_empty() {
+        msg.push(0x0a);
+        msg.push(u8::try_from(service.len()).unwrap_or(u8::MAX));
+        msg.extend_from_slice(&service.as_bytes()[..service.len().min(255)]);
+    }
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(msg.len()).unwrap_or(0).to_be_bytes());
+    frame.extend_from_slice(&msg);
+    let Ok(req) = Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header(header::TE, "trailers")
+        .header(header::USER_AGENT, "lbd-health-check")
+        .body(Full::new(Bytes::from(frame)))
+    else {
+        return false;
+    };
+    let passed = async {
+        let resp = sender.send_request(req).await.ok()?;
+        let status_in_headers = resp.headers().get("grpc-status").cloned();
+        let body = resp.into_body().collect().await.ok()?;
+        let status = body.trailers().and_then(|t| t.get("grpc-status").cloned()).or(status_in_headers)?;
+        let data = body.to_bytes();
+        // Frame header (5 bytes), then HealthCheckResponse { status = 1 (SERVING) }.
+        Some(status == "0" && data.get(5..) == Some(&[0x08, 0x01][..]))
+    }
+    .await
+    .unwrap_or(false);
+    driver.abort();
+    passed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +104,17 @@ mod tests {
             }
         });
         addr
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_fails_against_a_server_that_is_not_grpc() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let plain = server(200).await;
+                assert!(!probe(plain, &HealthCheckKind::Grpc { service: String::new() }, Duration::from_secs(2)).await);
+            })
+            .await;
     }
 
     fn http(path: &str, expected_status: u16) -> HealthCheckKind {

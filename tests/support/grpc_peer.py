@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """gRPC peers for lbd's tests (grpcio, no generated code: raw-bytes methods).
 
-  grpc_peer.py server --port P
+  grpc_peer.py server --port P [--unhealthy-file F]
+      grpc.health.v1.Health/Check -> SERVING, or NOT_SERVING while F exists
       lbd.test.Echo/Unary   -> b"echo:" + request
       lbd.test.Echo/Stream  -> 5 messages b"part-0" .. b"part-4"
       lbd.test.Echo/Fail    -> aborts with NOT_FOUND "nothing here"
@@ -17,7 +18,13 @@ import grpc
 ident = lambda b: b
 
 
-def serve(port):
+def serve(port, health_file):
+    import os
+
+    def check(request, context):
+        # HealthCheckResponse: status = 1 (SERVING), or 2 (NOT_SERVING) while health_file exists.
+        return b"\x08\x02" if health_file and os.path.exists(health_file) else b"\x08\x01"
+
     def unary(request, context):
         return b"echo:" + request
 
@@ -34,7 +41,13 @@ def serve(port):
         "Fail": grpc.unary_unary_rpc_method_handler(fail, request_deserializer=ident, response_serializer=ident),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("lbd.test.Echo", handlers),))
+    health = {"Check": grpc.unary_unary_rpc_method_handler(check, request_deserializer=ident, response_serializer=ident)}
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler("lbd.test.Echo", handlers),
+            grpc.method_handlers_generic_handler("grpc.health.v1.Health", health),
+        )
+    )
     server.add_insecure_port("127.0.0.1:%d" % port)
     server.start()
     server.wait_for_termination()
@@ -76,8 +89,9 @@ p.add_argument("--target")
 p.add_argument("--ca")
 p.add_argument("--name")
 p.add_argument("--dead", action="store_true")
+p.add_argument("--unhealthy-file")
 a = p.parse_args()
 if a.mode == "server":
-    serve(a.port)
+    serve(a.port, a.unhealthy_file)
 else:
     sys.exit(client(a.target, a.ca, a.name, a.dead))

@@ -623,16 +623,22 @@ fn decode_health(t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<Healt
             expected_status: f.int("expected_status", 100, 599, errs).unwrap_or(200) as u16,
             host: f.string("host", errs).map(|(s, _)| s.to_string()),
         },
-        Some(("tcp", _)) => {
+        Some((kind @ ("tcp" | "grpc"), _)) => {
             for key in ["path", "expected_status", "host"] {
                 if let Some(v) = f.get(key) {
                     errs.push(v.span(), format!("`{key}` applies to `http` health checks only"));
                 }
             }
-            HealthCheckKind::Tcp
+            if kind == "tcp" {
+                HealthCheckKind::Tcp
+            } else {
+                HealthCheckKind::Grpc {
+                    service: f.string("service", errs).map_or_else(String::new, |(s, _)| s.to_string()),
+                }
+            }
         }
         Some((other, span)) => {
-            errs.push(span, format!("health check `kind` must be \"http\" or \"tcp\", not \"{other}\""));
+            errs.push(span, format!("health check `kind` must be \"http\", \"tcp\" or \"grpc\", not \"{other}\""));
             return None;
         }
     };

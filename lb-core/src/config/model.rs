@@ -363,6 +363,11 @@ pub enum HealthCheckKind {
     },
     /// A TCP connect.
     Tcp,
+    /// `grpc.health.v1.Health/Check` over HTTP/2 cleartext; passes on SERVING.
+    Grpc {
+        /// Service name asked about. Default `""` (the server as a whole).
+        service: String,
+    },
 }
 
 /// `[clusters.outlier]`: passive ejection, kept per worker.
