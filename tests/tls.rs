@@ -544,3 +544,35 @@ fn grpc_end_to_end_over_http2_with_trailers_and_proxy_errors() {
     // One multiplexed upstream connection per worker at most, however many calls.
     assert!(lbd.metric("lbd_upstream_connections_total", &[]) <= 3.0, "{}", lbd.metrics());
 }
+
+#[test]
+fn policies_and_cipher_suite_lists_limit_what_clients_may_negotiate() {
+    let a = Backend::start("a");
+    let (admin, port, port2) = (free_port(), free_port(), free_port());
+    let dir = scratch("suites");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_cert(&dir, "w", "rsa", &["*.w.test", "w.test"]);
+    let cfg = https_config(admin, port, port2, &a.addr()).replacen(
+        "  [[listeners.routes]]",
+        "  policy = \"tls13-only\"\n  cipher_suites = [\"TLS13_AES_256_GCM_SHA384\"]\n  [[listeners.routes]]",
+        1,
+    );
+    let files: Vec<(std::path::PathBuf, &str)> =
+        ["a.crt", "a.key", "w.crt", "w.key"].iter().map(|f| (dir.join(f), *f)).collect();
+    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    let _lbd = Lbd::start_with_files("suites", admin, &cfg, &refs);
+    assert!(s_client(port, &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"])
+        .contains("TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384"));
+    let out = s_client(port, &["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]);
+    assert!(!out.contains("Cipher is TLS_AES_128_GCM_SHA256"), "{out}");
+    assert!(!s_client(port, &["-tls1_2"]).contains("New, TLSv1.2"), "tls13-only accepted TLS 1.2");
+    // A name lbd does not know is a config error naming the ones it does.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, cfg.replace("TLS13_AES_256_GCM_SHA384", "TLS_RSA_WITH_RC4_128_SHA")).expect("write");
+    let out = Command::new(LBD).args(["check", "--config"]).arg(&bad).output().expect("check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown cipher suite; lbd offers TLS13_AES_256_GCM_SHA384"),
+        "{err}"
+    );
+}

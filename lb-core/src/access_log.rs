@@ -40,6 +40,8 @@ pub struct AccessRecord {
     pub request_id: String,
     /// Attempts made (1 + retries).
     pub attempts: u32,
+    /// The verified client certificate's identity (mTLS), as sent in `X-Forwarded-Client-Cert`.
+    pub client_cert: Option<String>,
 }
 
 fn json_str(out: &mut String, s: &str) {
@@ -82,7 +84,12 @@ impl AccessRecord {
                 let _ =
                     write!(out, ",\"upstream\":\"{upstream}\",\"duration_us\":{},\"request_id\":", self.duration_us);
                 json_str(out, &self.request_id);
-                let _ = writeln!(out, ",\"attempts\":{}}}", self.attempts);
+                let _ = write!(out, ",\"attempts\":{}", self.attempts);
+                if let Some(c) = &self.client_cert {
+                    out.push_str(",\"client_cert\":");
+                    json_str(out, c);
+                }
+                out.push_str("}\n");
             }
             AccessLogFormat::Text => {
                 let _ = writeln!(
@@ -129,6 +136,7 @@ mod tests {
             duration_us: 12,
             request_id: "id".into(),
             attempts: 1,
+            client_cert: Some("Hash=ab;DNS=c.test".into()),
         };
         let mut s = String::new();
         r.write_line(AccessLogFormat::Json, &mut s);
@@ -137,5 +145,6 @@ mod tests {
         assert!(s.contains(r#""host":"a\"b""#), "{s}");
         assert!(s.contains(r#""path":"/x\ny\u0001""#), "{s}");
         assert!(s.contains(r#""upstream":"-""#), "{s}");
+        assert!(s.ends_with(",\"client_cert\":\"Hash=ab;DNS=c.test\"}\n"), "{s}");
     }
 }

@@ -261,6 +261,7 @@ mod tests {
             duration_us: 1,
             request_id: String::new(),
             attempts: 1,
+            client_cert: None,
         }
     }
 

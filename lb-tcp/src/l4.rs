@@ -97,6 +97,7 @@ pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, 
         duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         request_id: String::new(),
         attempts,
+        client_cert: None,
     });
 }
 

@@ -134,7 +134,11 @@ pub fn server_config(
     tickets: &Arc<dyn ProducesTickets>,
 ) -> Result<Option<ListenerTls>, String> {
     let Some(tls) = &listener.tls else { return Ok(None) };
-    let provider = provider();
+    let mut ring = rustls::crypto::ring::default_provider();
+    if let Some(names) = &tls.cipher_suites {
+        ring.cipher_suites.retain(|s| s.suite().as_str().is_some_and(|n| names.iter().any(|w| w == n)));
+    }
+    let provider = Arc::new(ring);
     let mut loaded = Vec::new();
     for c in &tls.certificates {
         loaded.push(load(&c.cert, &c.key, &provider).map_err(|e| format!("listener `{}`: {e}", listener.name))?);

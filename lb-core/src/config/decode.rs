@@ -371,6 +371,14 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
             }
         }
     }
+    let policy_min = match f.string("policy", errs) {
+        None | Some(("default", _)) => TlsVersion::Tls12,
+        Some(("tls13-only", _)) => TlsVersion::Tls13,
+        Some((p, span)) => {
+            errs.push(span, format!("`policy` must be \"default\" (TLS 1.2 and 1.3) or \"tls13-only\", not \"{p}\""));
+            TlsVersion::Tls12
+        }
+    };
     let mut version = |key: &'static str, default: TlsVersion| match f.string(key, errs) {
         None => default,
         Some(("1.2", _)) => TlsVersion::Tls12,
@@ -389,10 +397,34 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
             default
         }
     };
-    let min_version = version("min_version", TlsVersion::Tls12);
+    let min_version = version("min_version", policy_min);
     let max_version = version("max_version", TlsVersion::Tls13);
     if min_version > max_version {
         errs.push(f.span.clone(), "`min_version` is above `max_version`");
+    }
+    let cipher_suites = f.array("cipher_suites", errs).map(|(items, aspan)| {
+        if items.is_empty() {
+            errs.push(aspan, "`cipher_suites` needs at least one suite");
+        }
+        items
+            .iter()
+            .filter_map(|v| match v.get_ref() {
+                DeValue::String(s) if CIPHER_SUITES.contains(&s.as_ref()) => Some(s.to_string()),
+                _ => {
+                    errs.push(v.span(), format!("unknown cipher suite; lbd offers {}", CIPHER_SUITES.join(", ")));
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    if let Some(suites) = &cipher_suites {
+        let has13 = suites.iter().any(|s| s.starts_with("TLS13_"));
+        let has12 = suites.iter().any(|s| !s.starts_with("TLS13_"));
+        if (max_version == TlsVersion::Tls13 && !has13 && min_version == TlsVersion::Tls13)
+            || (min_version == TlsVersion::Tls12 && max_version == TlsVersion::Tls12 && !has12)
+        {
+            errs.push(f.span.clone(), "`cipher_suites` has no suite for the TLS versions this listener allows");
+        }
     }
     let http2 = match f.get("http2").map(|v| (v.get_ref(), v.span())) {
         None => true,
@@ -416,7 +448,7 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
         errs.push(f.span.clone(), "`client_auth` needs `client_ca`, the CA bundle client certificates must chain to");
     }
     f.finish(errs);
-    Some(TlsListenerConfig { certificates, min_version, max_version, http2, client_auth, client_ca })
+    Some(TlsListenerConfig { certificates, min_version, max_version, http2, cipher_suites, client_auth, client_ca })
 }
 
 fn decode_route(listener: &str, i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<RouteConfig> {

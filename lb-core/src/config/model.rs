@@ -158,6 +158,8 @@ pub struct TlsListenerConfig {
     pub max_version: TlsVersion,
     /// Offer HTTP/2 by ALPN. Default true.
     pub http2: bool,
+    /// Cipher suites allowed (rustls names); `None`: all the provider offers.
+    pub cipher_suites: Option<Vec<String>>,
     /// Client certificates: off (default), optional or required.
     pub client_auth: ClientAuth,
     /// CA bundle that client certificates must chain to (required unless `client_auth` is off).
@@ -183,6 +185,19 @@ pub struct CertificateConfig {
     /// Private key.
     pub key: PathBuf,
 }
+
+/// Cipher suite names lbd accepts in `cipher_suites` (those rustls' ring provider offers).
+pub const CIPHER_SUITES: [&str; 9] = [
+    "TLS13_AES_256_GCM_SHA384",
+    "TLS13_AES_128_GCM_SHA256",
+    "TLS13_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+];
 
 /// TLS protocol versions lbd speaks (rustls has no TLS 1.0 or 1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -165,6 +165,7 @@ pub async fn handle(
             duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             request_id: trace.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
             attempts: trace.attempts,
+            client_cert: conn.client_cert.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string),
         });
     }
     resp.body_mut().set_in_flight(in_flight);
