@@ -99,8 +99,9 @@ pub(crate) struct Daemon {
     certs: RefCell<Vec<lb_tls::CertInfo>>,
     /// Modification times of the TLS files the running TLS configs were built from.
     tls_files: RefCell<HashMap<PathBuf, Option<SystemTime>>>,
-    /// Session-ticket keys shared by every https listener, kept across reloads.
-    tickets: Arc<dyn lb_tls::ProducesTickets>,
+    /// Session-ticket keys shared by every https listener, kept across reloads (re-read from the
+    /// key file, when there is one, on reload).
+    tickets: RefCell<Arc<dyn lb_tls::ProducesTickets>>,
     snapshot: RefCell<Arc<Snapshot>>,
     workers: Rc<Vec<WorkerHandle>>,
     health: RefCell<HealthChecker>,
@@ -156,7 +157,12 @@ impl Daemon {
                 lb_tcp::listener::probe_bind(*a).map_err(|e| format!("listener `{}`: {e}", l.name))?;
             }
         }
-        let (tls, certs) = tls_configs(&cfg, &self.tickets)?;
+        // A key file is re-read on reload; the new keys take effect only if the reload does.
+        let tickets = match &cfg.tls_ticket_key_file {
+            Some(path) => lb_tls::ticketer(Some(path))?,
+            None => self.tickets.borrow().clone(),
+        };
+        let (tls, certs) = tls_configs(&cfg, &tickets)?;
         let snap = Arc::new(Snapshot::new(cfg, text, old.generation + 1));
         let replies: Vec<_> = self
             .workers
@@ -176,6 +182,7 @@ impl Daemon {
             }
         }
         *self.snapshot.borrow_mut() = snap.clone();
+        *self.tickets.borrow_mut() = tickets;
         *self.tls_files.borrow_mut() = tls_file_times(&snap.config);
         *self.certs.borrow_mut() = certs;
         self.health.borrow_mut().sync(&snap, &self.workers);
@@ -194,7 +201,8 @@ impl Daemon {
         if *self.tls_files.borrow() == now {
             return;
         }
-        match tls_configs(&snap.config, &self.tickets) {
+        let tickets = self.tickets.borrow().clone();
+        match tls_configs(&snap.config, &tickets) {
             Ok((tls, certs)) => {
                 *self.certs.borrow_mut() = certs;
                 tracing::info!("certificate files changed: new TLS handshakes use them");
@@ -279,7 +287,7 @@ pub(crate) fn run(source: ConfigSource, on_ready: impl FnOnce(&Config)) -> ExitC
 
 async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnOnce(&Config)) -> Result<(), String> {
     let cfg = &snap.config;
-    let tickets = lb_tls::ticketer()?;
+    let tickets = lb_tls::ticketer(cfg.tls_ticket_key_file.as_deref())?;
     let (tls, certs) = tls_configs(cfg, &tickets)?;
     let mut signals = Signals::new().map_err(|e| format!("signals: {e}"))?;
     let access = crate::access_log::start(&cfg.access_log).map_err(|e| e.to_string())?;
@@ -309,9 +317,9 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     drop(log_tx);
     let daemon = Rc::new(Daemon {
         source,
+        tickets: RefCell::new(tickets),
         certs: RefCell::new(certs),
         tls_files: RefCell::new(tls_file_times(&snap.config)),
-        tickets,
         snapshot: RefCell::new(snap.clone()),
         workers: Rc::new(workers),
         health: RefCell::new(HealthChecker::default()),

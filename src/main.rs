@@ -69,7 +69,7 @@ fn raise_nofile() {
 
 /// Loads every https listener's certificates; prints and reports whether any failed.
 fn tls_errors(cfg: &lb_core::config::Config, path: &std::path::Path) -> bool {
-    let tickets = match lb_tls::ticketer() {
+    let tickets = match lb_tls::ticketer(cfg.tls_ticket_key_file.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{}: {e}", path.display());

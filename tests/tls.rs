@@ -576,3 +576,34 @@ fn policies_and_cipher_suite_lists_limit_what_clients_may_negotiate() {
         "{err}"
     );
 }
+
+#[test]
+fn nodes_sharing_a_ticket_key_file_resume_each_others_sessions() {
+    let a = Backend::start("a");
+    let dir = scratch("tickets");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_cert(&dir, "w", "rsa", &["*.w.test", "w.test"]);
+    std::fs::write(
+        dir.join("tickets.keys"),
+        "# shared by every node\n0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n",
+    )
+    .expect("keys");
+    let files: Vec<(std::path::PathBuf, &str)> =
+        ["a.crt", "a.key", "w.crt", "w.key", "tickets.keys"].iter().map(|f| (dir.join(f), *f)).collect();
+    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    let node = |name: &str, shared: bool| {
+        let (admin, port, port2) = (free_port(), free_port(), free_port());
+        let mut cfg = https_config(admin, port, port2, &a.addr());
+        if shared {
+            cfg = format!("tls_ticket_key_file = \"tickets.keys\"\n{cfg}");
+        }
+        (Lbd::start_with_files(name, admin, &cfg, &refs), port)
+    };
+    let sess = dir.join("s.pem").display().to_string();
+    for (shared, want) in [(true, "Reused, TLSv1.2"), (false, "New, TLSv1.2")] {
+        let ((_n1, p1), (_n2, p2)) = (node("node1", shared), node("node2", shared));
+        assert!(s_client(p1, &["-tls1_2", "-sess_out", &sess]).contains("New, TLSv1.2"));
+        let out = s_client(p2, &["-tls1_2", "-sess_in", &sess]);
+        assert!(out.contains(want), "shared keys {shared}: expected {want}:\n{out}");
+    }
+}

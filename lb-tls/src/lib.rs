@@ -18,6 +18,7 @@
 mod certs;
 pub mod client_hello;
 mod sni;
+mod tickets;
 
 use std::sync::Arc;
 
@@ -30,17 +31,22 @@ pub use certs::{load, LoadedCert};
 pub use rustls::server::ProducesTickets;
 pub use rustls::ServerConfig;
 pub use sni::SniResolver;
+pub use tickets::FileTicketer;
 
 /// The crypto provider lbd uses everywhere.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A session-ticket producer whose keys rotate (every 6 hours, rustls' default). The daemon
+/// A session-ticket producer: with a key file, keys shared by several nodes (see
+/// [`FileTicketer`]); otherwise random keys that rotate every 6 hours (rustls' default). The daemon
 /// makes one at start and gives it to every listener's config, so tickets stay valid across
 /// workers and reloads.
-pub fn ticketer() -> Result<Arc<dyn ProducesTickets>, String> {
-    rustls::crypto::ring::Ticketer::new().map_err(|e| format!("session tickets: {e}"))
+pub fn ticketer(key_file: Option<&std::path::Path>) -> Result<Arc<dyn ProducesTickets>, String> {
+    match key_file {
+        Some(path) => FileTicketer::load(path),
+        None => rustls::crypto::ring::Ticketer::new().map_err(|e| format!("session tickets: {e}")),
+    }
 }
 
 /// The `X-Forwarded-Client-Cert` value for a verified client certificate chain:

@@ -181,6 +181,7 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, base: &Path, errs: &mu
         }
     };
     let drain_timeout = f.duration("drain_timeout", errs).unwrap_or(Duration::from_secs(30));
+    let tls_ticket_key_file = f.string("tls_ticket_key_file", errs).map(|(p, _)| base.join(p));
     let admin = decode_admin(&mut f, errs);
     let access_log = decode_access_log(&mut f, errs);
     let listeners: Vec<_> = f
@@ -192,7 +193,7 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, base: &Path, errs: &mu
     let clusters: Vec<_> =
         f.tables("clusters", errs).into_iter().filter_map(|(t, span)| decode_cluster(t, span, base, errs)).collect();
     f.finish(errs);
-    Some(Config { workers, io_backend, drain_timeout, admin, access_log, listeners, clusters })
+    Some(Config { workers, io_backend, drain_timeout, tls_ticket_key_file, admin, access_log, listeners, clusters })
 }
 
 fn decode_admin(f: &mut Fields<'_, '_>, errs: &mut Errors) -> AdminConfig {

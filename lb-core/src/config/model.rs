@@ -18,6 +18,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The access log. Default: JSON lines to stdout.
     pub access_log: AccessLogConfig,
+    /// Session-ticket keys shared by several nodes (`tls_ticket_key_file`); `None`: random keys
+    /// rotating every 6 hours, shared by this process's workers only.
+    pub tls_ticket_key_file: Option<PathBuf>,
     /// Listeners, in file order.
     pub listeners: Vec<ListenerConfig>,
     /// Clusters, in file order.
