@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${1:-}
-N=200000; IDLE=8000; RATE=20000; SECS=5   # IDLE: HAProxy needs 2 fds per connection under the 20,000-fd cap
-if [ "$QUICK" = "--quick" ]; then N=20000; IDLE=1000; RATE=5000; SECS=2; fi
+N=200000; IDLE=8000; IDLE_TLS=3000; RATE=20000; SECS=5   # IDLE: HAProxy needs 2 fds per connection under the 20,000-fd cap
+if [ "$QUICK" = "--quick" ]; then N=20000; IDLE=1000; IDLE_TLS=300; RATE=5000; SECS=2; fi
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 need=()
@@ -174,6 +174,13 @@ for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_P
   $BENCH conns 127.0.0.1:$2 -n "$IDLE" --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle plain TCP connections ($IDLE)"
 done
 
+echo "== idle TLS and HTTP/2-over-TLS connections: resident memory per connection"
+for kind in tls h2tls; do
+  for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID"; do
+    set -- $b
+    $BENCH conns 127.0.0.1:$2 -n "$IDLE_TLS" --kind $kind --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle $kind connections ($IDLE_TLS, handshake done)"
+  done
+done
 echo "== HTTP/1.1 keep-alive, closed loop, 64 connections"
 for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
   set -- $b; load "HTTP/1.1 keep-alive (64 conns, closed loop)" "$1" "$2" "$3" -c 64 -n "$N"

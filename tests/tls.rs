@@ -270,6 +270,27 @@ fn mtls_required_and_optional_pass_the_verified_identity_and_drop_spoofed_copies
             curl_status(&["-sk", "--cert", &other, "--key", &other_key, &format!("https://127.0.0.1:{port}/")]);
         assert_eq!(status, 0, "an untrusted client certificate was accepted on {port}");
     }
+    // openssl s_client sees the same: a request sent with the client certificate is answered, one
+    // sent without is not (s_client prints its session summary either way, so the answer decides).
+    let ask = |extra: &[&str]| {
+        use std::io::Write;
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{req_port}")])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"GET /headers HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+        }
+        String::from_utf8_lossy(&child.wait_with_output().expect("s_client output").stdout).into_owned()
+    };
+    let with = ask(&["-cert", &cert, "-key", &key]);
+    assert!(with.starts_with("HTTP/1.1 200") && with.contains("DNS=client1.test"), "{with}");
+    let without = ask(&[]);
+    assert!(!without.contains("HTTP/1.1"), "answered without a client certificate:\n{without}");
     // Optional: no certificate is fine, and a spoofed identity is dropped.
     let (body, status) = curl_status(&["-sk", "-H", spoof, &format!("https://127.0.0.1:{opt_port}/headers")]);
     assert_eq!(status, 200);

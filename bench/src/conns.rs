@@ -2,8 +2,9 @@
 //! 127.0.0.0/8 so the 64k-ports-per-source limit does not cap N, and reports how many stayed
 //! open and how much the balancer's resident memory grew per connection.
 //!
-//! Kinds: `tcp` (connect only), `h2` (HTTP/2 client preface and SETTINGS sent, server SETTINGS
-//! read). TLS and QUIC kinds come with those protocols.
+//! Kinds: `tcp` (connect only), `h2` (HTTP/2 client preface and SETTINGS sent, cleartext),
+//! `tls` (TLS handshake done, ALPN http/1.1), `h2tls` (TLS with ALPN h2, then the preface).
+//! QUIC comes with lb-quic.
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -82,21 +83,39 @@ pub(crate) fn run(spec: &ConnsSpec) -> Result<ConnsResult, String> {
     rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let rss_before = meter::usage_of(&spec.meter).rss;
-        let mut conns = Vec::with_capacity(spec.count);
+        let mut conns: Vec<TcpStream> = Vec::with_capacity(spec.count);
+        let mut tls_conns = Vec::new();
+        let tls =
+            matches!(spec.kind.as_str(), "tls" | "h2tls").then(|| crate::load::tls_connector(spec.kind == "h2tls"));
         // One at a time: a loopback connect takes tens of microseconds.
         for i in 0..spec.count {
             let mut s = open(spec.target, i).await.map_err(|e| format!("connection {i} failed: {e}"))?;
-            if spec.kind == "h2" {
-                s.write_all(H2_PREFACE).await.map_err(|e| format!("preface: {e}"))?;
+            match &tls {
+                None => {
+                    if spec.kind == "h2" {
+                        s.write_all(H2_PREFACE).await.map_err(|e| format!("preface: {e}"))?;
+                    }
+                    conns.push(s);
+                }
+                Some(c) => {
+                    let name = rustls::pki_types::ServerName::IpAddress(spec.target.ip().into());
+                    let mut t = c.connect(name, s).await.map_err(|e| format!("TLS handshake {i}: {e}"))?;
+                    if spec.kind == "h2tls" {
+                        t.write_all(H2_PREFACE).await.map_err(|e| format!("preface: {e}"))?;
+                        t.flush().await.map_err(|e| format!("preface: {e}"))?;
+                    }
+                    tls_conns.push(t);
+                }
             }
-            conns.push(s);
         }
-        let opened = conns.len();
+        let opened = conns.len() + tls_conns.len();
         // Let the balancer finish accepting and answering prefaces before measuring.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_after = meter::usage_of(&spec.meter).rss;
         tokio::time::sleep(spec.hold).await;
-        let alive = conns.iter().filter(|s| still_open(s)).count();
+        // For TLS the raw socket is checked (what the server sent is read and dropped).
+        let alive = conns.iter().filter(|s| still_open(s)).count()
+            + tls_conns.iter().filter(|s| still_open(s.get_ref().0)).count();
         Ok(ConnsResult { opened, alive, rss_before, rss_after })
     })
 }

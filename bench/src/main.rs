@@ -92,7 +92,7 @@ enum Cmd {
         /// Connections to open.
         #[arg(short = 'n', long, default_value_t = 1000)]
         count: usize,
-        /// `tcp` or `h2`.
+        /// `tcp`, `h2` (cleartext), `tls` or `h2tls`.
         #[arg(long, default_value = "tcp")]
         kind: String,
         /// Seconds to hold them before checking they are still open.
@@ -169,8 +169,8 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Conns { target, count, kind, hold, record } => {
-            if kind != "tcp" && kind != "h2" {
-                eprintln!("--kind must be tcp or h2");
+            if !["tcp", "h2", "tls", "h2tls"].contains(&kind.as_str()) {
+                eprintln!("--kind must be tcp, h2, tls or h2tls");
                 return ExitCode::from(2);
             }
             let spec = conns::ConnsSpec {

@@ -157,7 +157,13 @@ pub async fn accept_loop(ctx: Rc<WorkerCtx>, socket: TcpListener, listener: Rc<L
                 listener.proxy_trusted.borrow().as_ref().map(|nets| nets.iter().any(|n| n.contains(peer.ip())));
             let peer = match trusted {
                 Some(true) => {
-                    match crate::proxy_protocol::read_header(&mut stream, listener.limits().header_read_timeout).await {
+                    // Boxed: its 536-byte buffer must not size every connection's task.
+                    match Box::pin(crate::proxy_protocol::read_header(
+                        &mut stream,
+                        listener.limits().header_read_timeout,
+                    ))
+                    .await
+                    {
                         Ok(client) => client.unwrap_or(peer),
                         Err(e) => {
                             tracing::debug!(%peer, error = %e, "PROXY protocol header refused");

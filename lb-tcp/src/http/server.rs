@@ -201,6 +201,10 @@ async fn run_h2<I>(
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
+        // Flow control: 1 MiB per stream and 4 MiB per connection bound what one client can make
+        // this worker buffer, while leaving room for a fast upload per stream.
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(4 << 20)
         .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX))
         // Rapid reset (CVE-2023-44487): cap streams a client may open and reset before they are
         // accepted, and streams that end in errors this side sends; past either, GOAWAY.
