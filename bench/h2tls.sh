@@ -45,7 +45,7 @@ http {
   access_log off;
   upstream o { server 127.0.0.1:19300; keepalive 512; }
   server { listen 127.0.0.1:19302 ssl http2;
-    ssl_certificate $DIR/cert.pem; ssl_certificate_key $DIR/key.pem;
+    ssl_certificate $DIR/cert.pem; ssl_certificate_key $DIR/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
     http2_max_concurrent_streams 256; keepalive_requests 1000000;
     location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
 }
