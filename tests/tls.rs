@@ -71,17 +71,7 @@ fn start(name: &str) -> (Backend, Lbd, u16, u16) {
     make_cert(&dir, "w", "rsa", &["*.w.test", "w.test"]);
     let cfg = https_config(admin, port, port2, &a.addr());
     // Lbd::start writes the config into its own scratch dir; the certificates go there too.
-    let lbd = Lbd::start_with_files(
-        name,
-        admin,
-        &cfg,
-        &[
-            (&dir.join("a.crt"), "a.crt"),
-            (&dir.join("a.key"), "a.key"),
-            (&dir.join("w.crt"), "w.crt"),
-            (&dir.join("w.key"), "w.key"),
-        ],
-    );
+    let lbd = Lbd::start_with_copies(name, admin, &cfg, &dir, &["a.crt", "a.key", "w.crt", "w.key"]);
     (a, lbd, port, port2)
 }
 
@@ -234,10 +224,8 @@ fn mtls_required_and_optional_pass_the_verified_identity_and_drop_spoofed_copies
             1,
         )
         .replace("  max_version = \"1.2\"\n  http2 = false", "  client_auth = \"optional\"\n  client_ca = \"ca.crt\"");
-    let files: Vec<(std::path::PathBuf, &str)> =
-        ["a.crt", "a.key", "ca.crt"].iter().map(|f| (dir.join(f), *f)).collect();
-    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
-    let _lbd = Lbd::start_with_files("mtls", admin, &cfg, &refs);
+    let names = ["a.crt", "a.key", "ca.crt"];
+    let _lbd = Lbd::start_with_copies("mtls", admin, &cfg, &dir, &names);
     let cert = dir.join("client.crt").display().to_string();
     let key = dir.join("client.key").display().to_string();
     let spoof = "X-Forwarded-Client-Cert: Hash=forged;DNS=admin.test";
@@ -320,10 +308,8 @@ fn certificates_rotate_on_disk_under_load_without_a_failed_request() {
     make_cert(&dir, "a", "ec", &["a.test"]);
     make_cert(&dir, "w", "rsa", &["*.w.test", "w.test"]);
     make_cert(&dir, "n", "ec", &["new.test"]);
-    let files: Vec<(std::path::PathBuf, &str)> =
-        ["a.crt", "a.key", "w.crt", "w.key"].iter().map(|f| (dir.join(f), *f)).collect();
-    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
-    let lbd = Lbd::start_with_files("rotate", admin, &https_config(admin, port, port2, &a.addr()), &refs);
+    let names = ["a.crt", "a.key", "w.crt", "w.key"];
+    let lbd = Lbd::start_with_copies("rotate", admin, &https_config(admin, port, port2, &a.addr()), &dir, &names);
     assert!(subject(&s_client(port, &["-noservername"])).contains("CN = a.test"));
     // New TLS connections (one handshake each) keep coming while the files are replaced.
     let url = format!("https://127.0.0.1:{port}/[1-60]");
@@ -494,10 +480,8 @@ fn upstream_tls_verifies_the_backend_and_can_present_a_client_certificate() {
          [[clusters]]\nname = \"mtls\"\nendpoints = [\"127.0.0.1:{p2}\"]\ntls = {{ ca = \"ca.crt\", server_name = \"backend.test\", cert = \"client.crt\", key = \"client.key\" }}\n\
          [[clusters]]\nname = \"nocert\"\nendpoints = [\"127.0.0.1:{p2}\"]\nretries = 0\ntls = {{ ca = \"ca.crt\", server_name = \"backend.test\" }}\n"
     );
-    let files: Vec<(std::path::PathBuf, &str)> =
-        ["ca.crt", "client.crt", "client.key"].iter().map(|f| (dir.join(f), *f)).collect();
-    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
-    let _lbd = Lbd::start_with_files("upstream-tls", admin, &cfg, &refs);
+    let names = ["ca.crt", "client.crt", "client.key"];
+    let _lbd = Lbd::start_with_copies("upstream-tls", admin, &cfg, &dir, &names);
     let (body, status) = get(port, "/good", &[]);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("s_server"), "{body}");
@@ -536,9 +520,8 @@ fn grpc_end_to_end_over_http2_with_trailers_and_proxy_errors() {
          [[clusters]]\nname = \"dead\"\nprotocol = \"http2\"\nretries = 0\nendpoints = [\"127.0.0.1:{}\"]\n",
         free_port()
     );
-    let files: Vec<(std::path::PathBuf, &str)> = ["a.crt", "a.key"].iter().map(|f| (dir.join(f), *f)).collect();
-    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
-    let lbd = Lbd::start_with_files("grpc", admin, &cfg, &refs);
+    let names = ["a.crt", "a.key"];
+    let lbd = Lbd::start_with_copies("grpc", admin, &cfg, &dir, &names);
     let ca = dir.join("a.crt").display().to_string();
     let client = |extra: &[&str]| {
         let out = Command::new("python3")
@@ -578,10 +561,8 @@ fn policies_and_cipher_suite_lists_limit_what_clients_may_negotiate() {
         "  policy = \"tls13-only\"\n  cipher_suites = [\"TLS13_AES_256_GCM_SHA384\"]\n  [[listeners.routes]]",
         1,
     );
-    let files: Vec<(std::path::PathBuf, &str)> =
-        ["a.crt", "a.key", "w.crt", "w.key"].iter().map(|f| (dir.join(f), *f)).collect();
-    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
-    let _lbd = Lbd::start_with_files("suites", admin, &cfg, &refs);
+    let names = ["a.crt", "a.key", "w.crt", "w.key"];
+    let _lbd = Lbd::start_with_copies("suites", admin, &cfg, &dir, &names);
     assert!(s_client(port, &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"])
         .contains("TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384"));
     let out = s_client(port, &["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]);
@@ -609,16 +590,14 @@ fn nodes_sharing_a_ticket_key_file_resume_each_others_sessions() {
         "# shared by every node\n0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n",
     )
     .expect("keys");
-    let files: Vec<(std::path::PathBuf, &str)> =
-        ["a.crt", "a.key", "w.crt", "w.key", "tickets.keys"].iter().map(|f| (dir.join(f), *f)).collect();
-    let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    let names = ["a.crt", "a.key", "w.crt", "w.key", "tickets.keys"];
     let node = |name: &str, shared: bool| {
         let (admin, port, port2) = (free_port(), free_port(), free_port());
         let mut cfg = https_config(admin, port, port2, &a.addr());
         if shared {
             cfg = format!("tls_ticket_key_file = \"tickets.keys\"\n{cfg}");
         }
-        (Lbd::start_with_files(name, admin, &cfg, &refs), port)
+        (Lbd::start_with_copies(name, admin, &cfg, &dir, &names), port)
     };
     let sess = dir.join("s.pem").display().to_string();
     for (shared, want) in [(true, "Reused, TLSv1.2"), (false, "New, TLSv1.2")] {

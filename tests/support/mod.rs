@@ -141,6 +141,13 @@ impl Lbd {
         Self::start_with_files(name, admin, config, &[])
     }
 
+    /// Like `start`, copying the files `names` from `from` next to the config first.
+    pub fn start_with_copies(name: &str, admin: u16, config: &str, from: &Path, names: &[&str]) -> Self {
+        let files: Vec<(PathBuf, &str)> = names.iter().map(|n| (from.join(n), *n)).collect();
+        let refs: Vec<(&Path, &str)> = files.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+        Self::start_with_files(name, admin, config, &refs)
+    }
+
     /// Like `start`, copying `files` (source, name) next to the config first.
     pub fn start_with_files(name: &str, admin: u16, config: &str, files: &[(&Path, &str)]) -> Self {
         let dir = scratch(name);
