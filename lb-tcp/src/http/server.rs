@@ -53,7 +53,7 @@ async fn serve_tls(
     tls: std::sync::Arc<lb_tls::ServerConfig>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let tls = match tokio::time::timeout(listener.limits().header_read_timeout, acceptor.accept(stream)).await {
+    let mut tls = match tokio::time::timeout(listener.limits().header_read_timeout, acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -65,11 +65,27 @@ async fn serve_tls(
             return;
         }
     };
+    // As for plain connections: hyper's connection and buffers wait for the client's first
+    // record (the raw socket is peeked; the TLS layer reads it afterwards) — unless that record
+    // came with the client's Finished and rustls holds it already.
+    let buffered = tls.get_mut().1.process_new_packets().is_ok_and(|s| s.plaintext_bytes_to_read() > 0);
+    if !buffered {
+        let mut worker_drain = ctx.drain_signal();
+        let mut listener_drain = listener.drain_signal();
+        let mut first = [0u8; 1];
+        tokio::select! {
+            r = tls.get_ref().0.peek(&mut first) => if !matches!(r, Ok(n) if n > 0) { return },
+            () = tokio::time::sleep(listener.limits().idle_timeout) => return,
+            _ = worker_drain.changed() => return,
+            _ = listener_drain.changed() => return,
+        }
+    }
     let client = tls.get_ref().1.peer_certificates().and_then(lb_tls::client_identity);
+    // Boxed so the waiting state above is not sized by hyper's connection.
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        run_h2(ctx, tls, peer, local, listener, client).await;
+        Box::pin(run_h2(ctx, tls, peer, local, listener, client)).await;
     } else {
-        run_h1(ctx, tls, peer, local, listener, "https", client).await;
+        Box::pin(run_h1(ctx, tls, peer, local, listener, "https", client)).await;
     }
 }
 
