@@ -173,40 +173,74 @@ fn bad_tls_config_is_rejected_with_a_clear_reason() {
     assert!(!ok && err.contains("[listeners.tls] belongs to `kind = \"https\"` listeners"), "{err}");
 }
 
-/// A CA and a client certificate it signed (DNS:client1.test, clientAuth), in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+const EC: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+
+/// A test CA (ca.crt/ca.key) and a client certificate it signed (DNS:client1.test, clientAuth), in `dir`.
 fn make_ca_and_client(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    run(&[
-        &["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=test-ca"][..],
-        &ec,
-        &["-keyout", "ca.key", "-out", "ca.crt"],
-    ]
-    .concat());
-    run(&[&["req", "-nodes", "-subj", "/CN=client1"][..], &ec, &["-keyout", "client.key", "-out", "client.csr"]]
-        .concat());
-    std::fs::write(dir.join("client.ext"), "subjectAltName=DNS:client1.test\nextendedKeyUsage=clientAuth\n")
-        .expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "client.ext",
-        "-out",
-        "client.crt",
-    ]);
+    openssl(
+        dir,
+        &[
+            &["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=test-ca"][..],
+            &EC,
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+    );
+    sign_with_ca(dir, "client", "client1.test", "clientAuth");
+}
+
+/// NAME.crt/NAME.key for DNS name `dns`, signed by the test CA in `dir`, for `usage` (clientAuth, serverAuth).
+fn sign_with_ca(dir: &Path, name: &str, dns: &str, usage: &str) {
+    let (key, csr, ext, crt) =
+        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"), format!("{name}.crt"));
+    openssl(
+        dir,
+        &[&["req", "-nodes", "-subj", &format!("/CN={dns}")][..], &EC, &["-keyout", &key, "-out", &csr]].concat(),
+    );
+    std::fs::write(dir.join(&ext), format!("subjectAltName=DNS:{dns}\nextendedKeyUsage={usage}\n")).expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ],
+    );
+}
+
+/// A real TLS backend: `openssl s_server -www` on a free port with NAME.crt/NAME.key from `dir`.
+fn s_server(dir: &Path, name: &str, extra: &[&str]) -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .args(["-cert", &format!("{name}.crt"), "-key", &format!("{name}.key")])
+        .args(extra)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let p = Proc { child };
+    assert!(wait_until(std::time::Duration::from_secs(5), || port_open(port)), "s_server did not start");
+    (p, port)
 }
 
 #[test]
@@ -358,24 +392,7 @@ fn tls_passthrough_routes_by_sni_and_the_backends_own_certificate_is_seen() {
     make_cert(&dir, "a", "ec", &["a.test"]);
     make_cert(&dir, "d", "ec", &["default.test"]);
     // Real TLS backends with their own certificates: openssl s_server answering HTTP (-www).
-    let backend = |name: &str| {
-        let port = free_port();
-        let child = Command::new("openssl")
-            .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
-            .arg("-cert")
-            .arg(dir.join(format!("{name}.crt")))
-            .arg("-key")
-            .arg(dir.join(format!("{name}.key")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openssl s_server");
-        let p = Proc { child };
-        assert!(wait_until(std::time::Duration::from_secs(5), || port_open(port)));
-        (p, port)
-    };
-    let ((_pa, a_port), (_pd, d_port)) = (backend("a"), backend("d"));
+    let ((_pa, a_port), (_pd, d_port)) = (s_server(&dir, "a", &[]), s_server(&dir, "d", &[]));
     let (admin, port) = (free_port(), free_port());
     let cfg = format!(
         "workers = 2\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\
@@ -403,70 +420,9 @@ fn tls_passthrough_routes_by_sni_and_the_backends_own_certificate_is_seen() {
 fn upstream_tls_verifies_the_backend_and_can_present_a_client_certificate() {
     let dir = scratch("upstream-tls");
     make_ca_and_client(&dir);
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(&dir).output().expect("openssl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
-    run(&[
-        "req",
-        "-nodes",
-        "-subj",
-        "/CN=backend.test",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-keyout",
-        "backend.key",
-        "-out",
-        "backend.csr",
-    ]);
-    std::fs::write(dir.join("backend.ext"), "subjectAltName=DNS:backend.test\nextendedKeyUsage=serverAuth\n")
-        .expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "backend.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "backend.ext",
-        "-out",
-        "backend.crt",
-    ]);
-    let s_server = |extra: &[&str]| {
-        let port = free_port();
-        let child = Command::new("openssl")
-            .args([
-                "s_server",
-                "-quiet",
-                "-www",
-                "-accept",
-                &format!("127.0.0.1:{port}"),
-                "-cert",
-                "backend.crt",
-                "-key",
-                "backend.key",
-            ])
-            .args(extra)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openssl s_server");
-        let p = Proc { child };
-        assert!(wait_until(std::time::Duration::from_secs(5), || port_open(port)));
-        (p, port)
-    };
-    let (_plain, p1) = s_server(&[]);
-    let (_mtls, p2) = s_server(&["-Verify", "1", "-CAfile", "ca.crt"]);
+    sign_with_ca(&dir, "backend", "backend.test", "serverAuth");
+    let (_plain, p1) = s_server(&dir, "backend", &[]);
+    let (_mtls, p2) = s_server(&dir, "backend", &["-Verify", "1", "-CAfile", "ca.crt"]);
     let (admin, port) = (free_port(), free_port());
     let cfg = format!(
         "workers = 1\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\

@@ -119,9 +119,4 @@ impl Pool {
             }
         }
     }
-
-    /// Idle HTTP/1.1 connections held now.
-    pub fn idle_count(&self) -> usize {
-        self.idle.iter().map(Vec::len).sum()
-    }
 }

@@ -123,6 +123,29 @@ impl<'a, 'i> Fields<'a, 'i> {
         }
     }
 
+    /// A non-empty array of strings, each turned into a `T` by `item` (which reports its own
+    /// errors); `what` says what the entries are, for the error on anything else.
+    fn string_list<T>(
+        &mut self,
+        key: &'static str,
+        what: &str,
+        errs: &mut Errors,
+        mut item: impl FnMut(&str, Span, &mut Errors) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let (items, span) = self.array(key, errs)?;
+        if items.is_empty() {
+            errs.push(span, format!("`{key}` needs at least one entry: {what}"));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for v in items {
+            match v.get_ref() {
+                DeValue::String(s) => out.extend(item(s, v.span(), errs)),
+                _ => errs.push(v.span(), format!("`{key}` entries are {what}")),
+            }
+        }
+        Some(out)
+    }
+
     /// An array of tables (`[[key]]`); each element is yielded with its span.
     fn tables(&mut self, key: &'static str, errs: &mut Errors) -> Vec<(&'a DeTable<'i>, Span)> {
         let Some((items, _)) = self.array(key, errs) else { return Vec::new() };
@@ -316,22 +339,8 @@ fn decode_listener(i: usize, t: &DeTable<'_>, span: Span, base: &Path, errs: &mu
     let header_read_timeout = f.duration("header_read_timeout", errs).unwrap_or(Duration::from_secs(10));
     let idle_timeout = f.duration("idle_timeout", errs).unwrap_or(Duration::from_secs(60));
     let max_request_header_bytes = f.int("max_request_header_bytes", 8192, 1 << 24, errs).unwrap_or(65536) as usize;
-    let proxy_protocol = f.array("proxy_protocol", errs).map(|(items, aspan)| {
-        if items.is_empty() {
-            errs.push(aspan, "`proxy_protocol` lists the networks trusted to send it, e.g. [\"10.0.0.0/8\"]");
-        }
-        items
-            .iter()
-            .filter_map(|v| match v.get_ref() {
-                DeValue::String(s) => {
-                    s.parse::<Cidr>().map_err(|e| errs.push(v.span(), format!("`proxy_protocol`: {e}"))).ok()
-                }
-                _ => {
-                    errs.push(v.span(), "`proxy_protocol` entries are networks like \"10.0.0.0/8\"");
-                    None
-                }
-            })
-            .collect()
+    let proxy_protocol = f.string_list("proxy_protocol", "networks like \"10.0.0.0/8\"", errs, |s, span, errs| {
+        s.parse::<Cidr>().map_err(|e| errs.push(span, format!("`proxy_protocol`: {e}"))).ok()
     });
     f.finish(errs);
     Some(ListenerConfig {
@@ -403,20 +412,13 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
     if min_version > max_version {
         errs.push(f.span.clone(), "`min_version` is above `max_version`");
     }
-    let cipher_suites = f.array("cipher_suites", errs).map(|(items, aspan)| {
-        if items.is_empty() {
-            errs.push(aspan, "`cipher_suites` needs at least one suite");
+    let cipher_suites = f.string_list("cipher_suites", "cipher suite names", errs, |s, span, errs| {
+        if CIPHER_SUITES.contains(&s) {
+            Some(s.to_string())
+        } else {
+            errs.push(span, format!("unknown cipher suite; lbd offers {}", CIPHER_SUITES.join(", ")));
+            None
         }
-        items
-            .iter()
-            .filter_map(|v| match v.get_ref() {
-                DeValue::String(s) if CIPHER_SUITES.contains(&s.as_ref()) => Some(s.to_string()),
-                _ => {
-                    errs.push(v.span(), format!("unknown cipher suite; lbd offers {}", CIPHER_SUITES.join(", ")));
-                    None
-                }
-            })
-            .collect::<Vec<_>>()
     });
     if let Some(suites) = &cipher_suites {
         let has13 = suites.iter().any(|s| s.starts_with("TLS13_"));

@@ -1,19 +1,9 @@
-//! Why a request could not be proxied, which side failed, and what the client gets.
+//! Why a request could not be proxied, and what the client gets. (Whether another endpoint may
+//! be tried is decided by whether the request came back unsent, see `proxy::send`.)
 
 use std::fmt;
 
 use hyper::StatusCode;
-
-/// Which side failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The client or its request.
-    Downstream,
-    /// A backend.
-    Upstream,
-    /// lbd's own config or state.
-    Internal,
-}
 
 /// A proxying failure.
 #[derive(Debug)]
@@ -45,20 +35,6 @@ impl ProxyError {
             Self::ListenerGone | Self::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::ConnectTimeout | Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-
-    /// Whether another endpoint may be tried: only when the request was never sent.
-    pub fn retryable(&self) -> bool {
-        matches!(self, Self::Connect(_) | Self::ConnectTimeout)
-    }
-
-    /// Which side failed.
-    pub fn side(&self) -> Side {
-        match self {
-            Self::NoRoute | Self::HeadTooLarge => Side::Downstream,
-            Self::ListenerGone | Self::NoEndpoint => Side::Internal,
-            _ => Side::Upstream,
         }
     }
 }
