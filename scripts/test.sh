@@ -13,6 +13,8 @@ command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+command -v gtlsclient >/dev/null 2>&1 || missing+=(ngtcp2-client)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
@@ -20,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The tests start their own HAProxy instances; a packaged service is not needed.
   $SUDO systemctl stop haproxy >/dev/null 2>&1 || true
 fi
-if ! python3 -c 'import aiohttp, grpc' >/dev/null 2>&1; then
+if ! python3 -c 'import aiohttp, grpc, aioquic' >/dev/null 2>&1; then
   python3 -m pip install -q -r tests/requirements.txt || python3 -m pip install -q --break-system-packages -r tests/requirements.txt
 fi
 

@@ -16,7 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
 use crate::health::HealthChecker;
-use crate::worker::{self, Control, TlsMap, WorkerHandle};
+use crate::worker::{self, Control, TlsMap, TlsSet, WorkerHandle};
 
 /// Builds every `https` listener's TLS config: certificates read and checked now, so a bad one
 /// stops the start or rejects the reload.
@@ -35,15 +35,27 @@ fn tls_file_times(cfg: &Config) -> HashMap<PathBuf, Option<SystemTime>> {
 fn tls_configs(
     cfg: &Config,
     tickets: &Arc<dyn lb_tls::ProducesTickets>,
+    shared: &Arc<lb_quic::Shared>,
 ) -> Result<(TlsMap, Vec<lb_tls::CertInfo>), String> {
-    let mut map = std::collections::HashMap::new();
+    let mut tcp = std::collections::HashMap::new();
+    let mut quic = std::collections::HashMap::new();
     let mut infos = Vec::new();
     for l in &cfg.listeners {
         if let Some((c, i)) = lb_tls::server_config(l, tickets)? {
-            map.insert(l.name.clone(), c);
+            tcp.insert(l.name.clone(), c);
             infos.extend(i);
         }
+        if let Some(c) = lb_tls::quic_server_config(l, tickets)? {
+            // Built here so that a listener QUIC cannot serve (no TLS 1.3 suite) rejects the config.
+
+            lb_quic::server::server_config(c.clone(), shared, l.idle_timeout)
+                .map_err(|e| format!("listener `{}`: {e}", l.name))?;
+            quic.insert(l.name.clone(), c);
+        }
     }
+    // UDP socket groups for new HTTP/3 addresses (bound in worker order, here on one thread).
+    shared.sync(cfg)?;
+    let map = TlsSet { tcp, quic, shared: shared.clone() };
     // Upstream TLS is built by each worker; check here that it loads, so a bad CA or client
     // certificate rejects the config instead of failing connections.
     for c in &cfg.clusters {
@@ -102,6 +114,8 @@ pub(crate) struct Daemon {
     /// Session-ticket keys shared by every https listener, kept across reloads (re-read from the
     /// key file, when there is one, on reload).
     tickets: RefCell<Arc<dyn lb_tls::ProducesTickets>>,
+    /// QUIC keys, connection-ID layout and UDP socket groups, for the daemon's lifetime.
+    quic: Arc<lb_quic::Shared>,
     snapshot: RefCell<Arc<Snapshot>>,
     workers: Rc<Vec<WorkerHandle>>,
     health: RefCell<HealthChecker>,
@@ -162,7 +176,7 @@ impl Daemon {
             Some(path) => lb_tls::ticketer(Some(path))?,
             None => self.tickets.borrow().clone(),
         };
-        let (tls, certs) = tls_configs(&cfg, &tickets)?;
+        let (tls, certs) = tls_configs(&cfg, &tickets, &self.quic)?;
         let snap = Arc::new(Snapshot::new(cfg, text, old.generation + 1));
         let replies: Vec<_> = self
             .workers
@@ -202,7 +216,7 @@ impl Daemon {
             return;
         }
         let tickets = self.tickets.borrow().clone();
-        match tls_configs(&snap.config, &tickets) {
+        match tls_configs(&snap.config, &tickets, &self.quic) {
             Ok((tls, certs)) => {
                 *self.certs.borrow_mut() = certs;
                 tracing::info!("certificate files changed: new TLS handshakes use them");
@@ -288,7 +302,8 @@ pub(crate) fn run(source: ConfigSource, on_ready: impl FnOnce(&Config)) -> ExitC
 async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnOnce(&Config)) -> Result<(), String> {
     let cfg = &snap.config;
     let tickets = lb_tls::ticketer(cfg.tls_ticket_key_file.as_deref())?;
-    let (tls, certs) = tls_configs(cfg, &tickets)?;
+    let quic = Arc::new(lb_quic::Shared::new(&cfg.quic, cfg.workers)?);
+    let (tls, certs) = tls_configs(cfg, &tickets, &quic)?;
     let mut signals = Signals::new().map_err(|e| format!("signals: {e}"))?;
     let access = crate::access_log::start(&cfg.access_log).map_err(|e| e.to_string())?;
     let (log_tx, log_thread) = access.map_or((None, None), |(tx, t)| (Some(tx), Some(t)));
@@ -318,6 +333,7 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     let daemon = Rc::new(Daemon {
         source,
         tickets: RefCell::new(tickets),
+        quic,
         certs: RefCell::new(certs),
         tls_files: RefCell::new(tls_file_times(&snap.config)),
         snapshot: RefCell::new(snap.clone()),

@@ -21,9 +21,18 @@ use lb_tcp::listener::bind_reuseport;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle as TaskHandle;
 
-/// TLS server configs of the `https` listeners, by listener name; built once on the main thread
-/// and shared by all workers (so are their session-ticket keys).
-pub(crate) type TlsMap = Arc<HashMap<String, Arc<lb_tls::ServerConfig>>>;
+/// TLS server configs of the `https` listeners, by listener name, for TCP and for QUIC; built
+/// once on the main thread and shared by all workers (so are their session-ticket keys), with
+/// the QUIC state the workers share.
+#[derive(Debug)]
+pub(crate) struct TlsSet {
+    pub(crate) tcp: HashMap<String, Arc<lb_tls::ServerConfig>>,
+    pub(crate) quic: HashMap<String, Arc<lb_tls::ServerConfig>>,
+    pub(crate) shared: Arc<lb_quic::Shared>,
+}
+
+/// See [`TlsSet`].
+pub(crate) type TlsMap = Arc<TlsSet>;
 
 /// Messages from the main thread.
 #[derive(Debug)]
@@ -171,7 +180,13 @@ async fn control_loop(
             Control::Tls(tls) => listeners.set_tls(&tls),
             Control::Health { cluster, address, healthy } => ctx.apply_health(&cluster, address, healthy),
             Control::Stats(reply) => {
-                let _ = reply.send(ctx.stats());
+                let mut stats = ctx.stats();
+                for e in listeners.quic.values() {
+                    let (forwarded, dropped) = e.forward_stats();
+                    stats.counters.quic_forwarded += forwarded;
+                    stats.counters.quic_forward_dropped += dropped;
+                }
+                let _ = reply.send(stats);
             }
             Control::Drain(timeout) => return timeout,
         }
@@ -183,16 +198,57 @@ async fn control_loop(
 struct Listeners {
     handles: HashMap<String, Rc<ListenerHandle>>,
     sockets: HashMap<(String, SocketAddr), TaskHandle<()>>,
+    /// HTTP/3 endpoints, by (listener, UDP address).
+    quic: HashMap<(String, SocketAddr), lb_quic::H3Endpoint>,
 }
 
 impl Listeners {
     /// Gives each listener its (new) TLS config; established connections keep the old one.
     fn set_tls(&self, tls: &TlsMap) {
         for (name, h) in &self.handles {
-            if let Some(c) = tls.get(name) {
+            if let Some(c) = tls.tcp.get(name) {
                 h.set_tls(Some(c.clone()));
             }
         }
+        for ((name, _), e) in &self.quic {
+            if let (Some(c), Some(h)) = (tls.quic.get(name), self.handles.get(name)) {
+                e.set_tls(c.clone(), h.limits().idle_timeout);
+            }
+        }
+    }
+
+    /// Brings HTTP/3 endpoints in line with `snap`: new addresses get this worker's socket of
+    /// their group, kept ones take the new TLS config, removed ones stop accepting and close
+    /// once their connections are done.
+    fn sync_quic(&mut self, ctx: &Rc<WorkerCtx>, snap: &Snapshot, tls: &TlsMap) -> Result<(), String> {
+        let mut wanted = HashMap::new();
+        for l in &snap.config.listeners {
+            if let (Some(c), Some(h)) = (tls.quic.get(&l.name), self.handles.get(&l.name)) {
+                for addr in &l.bind {
+                    wanted.insert((l.name.clone(), *addr), (c.clone(), h.clone()));
+                }
+            }
+        }
+        let gone: Vec<_> = self.quic.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+        for key in gone {
+            if let Some(e) = self.quic.remove(&key) {
+                e.shut_down();
+                tokio::task::spawn_local(async move {
+                    e.wait_idle(Duration::from_secs(30)).await;
+                });
+            }
+        }
+        for ((name, addr), (c, h)) in wanted {
+            if let Some(e) = self.quic.get(&(name.clone(), addr)) {
+                e.set_tls(c, h.limits().idle_timeout);
+                continue;
+            }
+            let (socket, mesh) = tls.shared.take(addr, ctx.id)?;
+            let e = lb_quic::H3Endpoint::start(ctx.clone(), h, tls.shared.clone(), socket, mesh, c)
+                .map_err(|e| format!("udp {addr}: {e}"))?;
+            self.quic.insert((name, addr), e);
+        }
+        Ok(())
     }
 
     /// Brings sockets in line with `snap`: binds new addresses, stops removed ones (their
@@ -207,7 +263,7 @@ impl Listeners {
                 }
                 None => ListenerHandle::new(l),
             };
-            handle.set_tls(tls.get(&l.name).cloned());
+            handle.set_tls(tls.tcp.get(&l.name).cloned());
             for addr in &l.bind {
                 wanted.insert((l.name.clone(), *addr), handle.clone());
             }
@@ -237,6 +293,6 @@ impl Listeners {
             let task = tokio::task::spawn_local(accept_loop(ctx.clone(), socket, handle));
             self.sockets.insert((name, addr), task);
         }
-        Ok(())
+        self.sync_quic(ctx, snap, tls)
     }
 }

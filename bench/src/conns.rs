@@ -4,7 +4,8 @@
 //!
 //! Kinds: `tcp` (connect only), `h2` (HTTP/2 client preface and SETTINGS sent, cleartext),
 //! `tls` (TLS handshake done, ALPN http/1.1), `h2tls` (TLS with ALPN h2, then the preface).
-//! QUIC comes with lb-quic.
+//! `h3`: QUIC connections with the HTTP/3 session set up by one request, each from its own UDP
+//! socket (quinn + h3).
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -83,6 +84,14 @@ pub(crate) fn run(spec: &ConnsSpec) -> Result<ConnsResult, String> {
     rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let rss_before = meter::usage_of(&spec.meter).rss;
+        if spec.kind == "h3" {
+            let conns = crate::h3::open_idle(spec.target, spec.count).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let rss_after = meter::usage_of(&spec.meter).rss;
+            tokio::time::sleep(spec.hold).await;
+            let alive = conns.iter().filter(|c| c.conn.close_reason().is_none()).count();
+            return Ok(ConnsResult { opened: conns.len(), alive, rss_before, rss_after });
+        }
         let mut conns: Vec<TcpStream> = Vec::with_capacity(spec.count);
         let mut tls_conns = Vec::new();
         let tls =

@@ -20,6 +20,8 @@ use crate::meter;
 pub(crate) struct LoadSpec {
     pub(crate) url: hyper::Uri,
     pub(crate) h2: bool,
+    /// Speak HTTP/3 (QUIC) instead.
+    pub(crate) h3: bool,
     /// One request per connection (a full TLS handshake each over https).
     pub(crate) new_conn: bool,
     pub(crate) connections: usize,
@@ -60,7 +62,7 @@ impl LoadResult {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     next: AtomicU64,
     limit: u64,
     deadline: Option<Instant>,
@@ -70,7 +72,7 @@ struct Shared {
 
 impl Shared {
     /// The next request's index and, in open loop, when it is due.
-    fn take(&self) -> Option<(u64, Option<Instant>)> {
+    pub(crate) fn take(&self) -> Option<(u64, Option<Instant>)> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         if i >= self.limit || self.deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
@@ -81,13 +83,13 @@ impl Shared {
 }
 
 #[derive(Default)]
-struct Tally {
-    ok: u64,
-    errors: u64,
-    bytes: u64,
+pub(crate) struct Tally {
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) bytes: u64,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
 }
@@ -115,6 +117,15 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult, String> {
     let host = spec.url.host().unwrap_or("localhost").to_string();
     for _ in 0..spec.connections {
         let shared = shared.clone();
+        if spec.h3 {
+            // /etc/hosts names (localhost) resolve without DNS; prefer IPv4 like the listeners.
+            let target = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+                .map_err(|e| format!("{addr}: {e}"))?
+                .min_by_key(std::net::SocketAddr::is_ipv6)
+                .ok_or_else(|| format!("{addr}: no address"))?;
+            tasks.push(tokio::spawn(crate::h3::connection(target, spec.url.clone(), spec.streams, shared)));
+            continue;
+        }
         let dial = Dial { addr: addr.clone(), host: host.clone(), tls: tls.clone() };
         let (url, h2, streams, new_conn) = (spec.url.clone(), spec.h2, spec.streams.max(1), spec.new_conn);
         tasks.push(tokio::spawn(async move { connection(dial, url, h2, streams, new_conn, shared).await }));
@@ -143,7 +154,7 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult, String> {
 
 /// Accepts any server certificate: benchmarks run against self-signed test certificates.
 #[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AnyCert(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for AnyCert {
     fn verify_server_cert(

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod conns;
+mod h3;
 mod load;
 mod meter;
 mod origin;
@@ -64,6 +65,9 @@ enum Cmd {
         /// Speak HTTP/2 (prior knowledge over http://, ALPN h2 over https://).
         #[arg(long)]
         h2: bool,
+        /// Speak HTTP/3 over QUIC (quinn + h3; https:// URL, UDP to the same port).
+        #[arg(long)]
+        h3: bool,
         /// One request per connection (over https://, a full TLS handshake each).
         #[arg(long)]
         new_conn: bool,
@@ -92,7 +96,7 @@ enum Cmd {
         /// Connections to open.
         #[arg(short = 'n', long, default_value_t = 1000)]
         count: usize,
-        /// `tcp`, `h2` (cleartext), `tls` or `h2tls`.
+        /// `tcp`, `h2` (cleartext), `tls`, `h2tls` or `h3` (QUIC).
         #[arg(long, default_value = "tcp")]
         kind: String,
         /// Seconds to hold them before checking they are still open.
@@ -126,10 +130,11 @@ fn main() -> ExitCode {
         std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
     let result = match cli.cmd {
         Cmd::Origin { listen, threads } => origin::run(listen, threads),
-        Cmd::Load { url, h2, new_conn, connections, streams, requests, duration, rate, record } => {
+        Cmd::Load { url, h2, h3, new_conn, connections, streams, requests, duration, rate, record } => {
             let spec = load::LoadSpec {
                 url,
                 h2,
+                h3,
                 new_conn,
                 connections,
                 streams,
@@ -169,8 +174,8 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Conns { target, count, kind, hold, record } => {
-            if !["tcp", "h2", "tls", "h2tls"].contains(&kind.as_str()) {
-                eprintln!("--kind must be tcp, h2, tls or h2tls");
+            if !["tcp", "h2", "tls", "h2tls", "h3"].contains(&kind.as_str()) {
+                eprintln!("--kind must be tcp, h2, tls, h2tls or h3");
                 return ExitCode::from(2);
             }
             let spec = conns::ConnsSpec {

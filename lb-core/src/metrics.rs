@@ -38,6 +38,18 @@ pub struct Counters {
     pub tls_handshake_failures: u64,
     /// Connections closed for a missing or bad PROXY protocol header.
     pub proxy_protocol_errors: u64,
+    /// QUIC connections accepted (handshake started).
+    pub quic_connections: u64,
+    /// QUIC handshakes that failed or timed out.
+    pub quic_handshake_failures: u64,
+    /// Retry packets sent to make a client prove its address.
+    pub quic_retries: u64,
+    /// QUIC connections refused (connection limit, draining).
+    pub quic_refused: u64,
+    /// Datagrams received for another worker's connection and handed to it.
+    pub quic_forwarded: u64,
+    /// Datagrams for another worker dropped because its queue was full.
+    pub quic_forward_dropped: u64,
 }
 
 /// Per-endpoint view from one worker.
@@ -253,6 +265,12 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
         c.access_log_dropped += wc.access_log_dropped;
         c.tls_handshake_failures += wc.tls_handshake_failures;
         c.proxy_protocol_errors += wc.proxy_protocol_errors;
+        c.quic_connections += wc.quic_connections;
+        c.quic_handshake_failures += wc.quic_handshake_failures;
+        c.quic_retries += wc.quic_retries;
+        c.quic_refused += wc.quic_refused;
+        c.quic_forwarded += wc.quic_forwarded;
+        c.quic_forward_dropped += wc.quic_forward_dropped;
         for (name, s) in &w.clusters {
             let acc = clusters.entry(name).or_default();
             acc.failing_open |= s.failing_open;
@@ -346,6 +364,27 @@ pub fn render(workers: &[WorkerStats], health: &[HealthStat], config_generation:
             "counter",
             "Connections closed for a missing or bad PROXY protocol header.",
             c.proxy_protocol_errors,
+        ),
+        ("lbd_quic_connections_total", "counter", "QUIC connections accepted.", c.quic_connections),
+        (
+            "lbd_quic_handshake_failures_total",
+            "counter",
+            "QUIC handshakes that failed or timed out.",
+            c.quic_handshake_failures,
+        ),
+        ("lbd_quic_retries_total", "counter", "Retry packets sent for address validation.", c.quic_retries),
+        ("lbd_quic_refused_total", "counter", "QUIC connections refused.", c.quic_refused),
+        (
+            "lbd_quic_packets_forwarded_total",
+            "counter",
+            "Datagrams that reached the wrong worker and were handed to their connection's owner.",
+            c.quic_forwarded,
+        ),
+        (
+            "lbd_quic_packets_forward_dropped_total",
+            "counter",
+            "Datagrams for another worker dropped because its queue was full.",
+            c.quic_forward_dropped,
         ),
         (
             "lbd_config_generation",

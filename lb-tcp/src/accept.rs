@@ -45,6 +45,8 @@ pub struct ListenerHandle {
     tls: std::cell::RefCell<Option<std::sync::Arc<lb_tls::ServerConfig>>>,
     proxy_trusted: std::cell::RefCell<Option<Vec<lb_core::config::Cidr>>>,
     limits: Cell<Limits>,
+    /// `Alt-Svc` max-age when this listener also serves HTTP/3 and advertises it.
+    alt_svc: Cell<Option<u64>>,
     active: Cell<usize>,
     drain: watch::Sender<bool>,
 }
@@ -59,6 +61,7 @@ impl ListenerHandle {
             tls: std::cell::RefCell::new(None),
             proxy_trusted: std::cell::RefCell::new(cfg.proxy_protocol.clone()),
             limits: Cell::new(Limits::of(cfg)),
+            alt_svc: Cell::new(alt_svc_of(cfg)),
             active: Cell::new(0),
             drain,
         })
@@ -67,6 +70,7 @@ impl ListenerHandle {
     /// Takes a reloaded config for the same listener.
     pub fn update(&self, cfg: &ListenerConfig) {
         self.limits.set(Limits::of(cfg));
+        self.alt_svc.set(alt_svc_of(cfg));
         *self.proxy_trusted.borrow_mut() = cfg.proxy_protocol.clone();
         self.tcp.set(matches!(cfg.kind, ListenerKind::Tcp { .. }));
     }
@@ -79,6 +83,13 @@ impl ListenerHandle {
     /// The TLS config for a new connection.
     pub fn tls(&self) -> Option<std::sync::Arc<lb_tls::ServerConfig>> {
         self.tls.borrow().clone()
+    }
+
+    /// The `Alt-Svc` value for a TCP connection that arrived on `port`, when HTTP/3 is
+    /// advertised (`h3` on the same port, as the listener binds UDP on the same addresses).
+    pub fn alt_svc(&self, port: u16) -> Option<http::HeaderValue> {
+        let age = self.alt_svc.get()?;
+        http::HeaderValue::from_str(&format!("h3=\":{port}\"; ma={age}")).ok()
     }
 
     /// Current limits.
@@ -100,6 +111,11 @@ impl ListenerHandle {
     pub fn is_draining(&self) -> bool {
         *self.drain.borrow()
     }
+}
+
+fn alt_svc_of(cfg: &ListenerConfig) -> Option<u64> {
+    let tls = cfg.tls.as_ref()?;
+    (matches!(cfg.kind, ListenerKind::Http { .. }) && tls.http3 && tls.alt_svc).then_some(tls.alt_svc_max_age.as_secs())
 }
 
 /// Decrements the connection gauges when a connection task ends, however it ends.

@@ -5,6 +5,8 @@
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
+
+use crate::http::body::RequestBody;
 use hyper::client::conn::{http1, http2, TrySendError};
 use hyper::{Request, Response};
 
@@ -12,9 +14,9 @@ use hyper::{Request, Response};
 #[derive(Debug)]
 pub enum Sender {
     /// One request at a time.
-    H1(http1::SendRequest<Incoming>),
+    H1(http1::SendRequest<RequestBody>),
     /// Many streams at once (a clone of the shared handle).
-    H2(http2::SendRequest<Incoming>),
+    H2(http2::SendRequest<RequestBody>),
 }
 
 impl Sender {
@@ -37,8 +39,8 @@ impl Sender {
     /// Sends a request; an error that gives the request back means it was never sent.
     pub async fn try_send(
         &mut self,
-        req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<Incoming>>> {
+        req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<RequestBody>>> {
         match self {
             Self::H1(s) => s.try_send_request(req).await,
             Self::H2(s) => s.try_send_request(req).await,
@@ -48,7 +50,7 @@ impl Sender {
 
 #[derive(Debug)]
 struct Idle {
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<RequestBody>,
     since: Instant,
 }
 
@@ -56,7 +58,7 @@ struct Idle {
 #[derive(Debug)]
 pub struct Pool {
     idle: Vec<Vec<Idle>>,
-    shared: Vec<Option<http2::SendRequest<Incoming>>>,
+    shared: Vec<Option<http2::SendRequest<RequestBody>>>,
     max_idle: usize,
     idle_timeout: Duration,
 }
@@ -90,7 +92,7 @@ impl Pool {
     }
 
     /// Makes `sender` the shared HTTP/2 connection of endpoint `ep`.
-    pub fn share(&mut self, ep: usize, sender: &http2::SendRequest<Incoming>) {
+    pub fn share(&mut self, ep: usize, sender: &http2::SendRequest<RequestBody>) {
         if let Some(slot) = self.shared.get_mut(ep) {
             *slot = Some(sender.clone());
         }

@@ -139,6 +139,26 @@ pub fn server_config(
     listener: &ListenerConfig,
     tickets: &Arc<dyn ProducesTickets>,
 ) -> Result<Option<ListenerTls>, String> {
+    build(listener, tickets, false)
+}
+
+/// The TLS config of a listener's HTTP/3 side (TLS 1.3, ALPN `h3`, early data when `zero_rtt`):
+/// `None` unless it serves HTTP/3.
+pub fn quic_server_config(
+    listener: &ListenerConfig,
+    tickets: &Arc<dyn ProducesTickets>,
+) -> Result<Option<Arc<ServerConfig>>, String> {
+    if !listener.tls.as_ref().is_some_and(|t| t.http3) {
+        return Ok(None);
+    }
+    Ok(build(listener, tickets, true)?.map(|(c, _)| c))
+}
+
+fn build(
+    listener: &ListenerConfig,
+    tickets: &Arc<dyn ProducesTickets>,
+    quic: bool,
+) -> Result<Option<ListenerTls>, String> {
     let Some(tls) = &listener.tls else { return Ok(None) };
     let mut ring = rustls::crypto::ring::default_provider();
     if let Some(names) = &tls.cipher_suites {
@@ -162,7 +182,8 @@ pub fn server_config(
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
             .into_iter()
-            .filter(|(v, _)| *v >= tls.min_version && *v <= tls.max_version)
+            .filter(|(v, _)| (*v >= tls.min_version && *v <= tls.max_version) || (quic && *v == TlsVersion::Tls13))
+            .filter(|(v, _)| !quic || *v == TlsVersion::Tls13)
             .map(|(_, p)| p)
             .collect();
     let verifier = client_verifier(tls.client_auth, tls.client_ca.as_deref(), &provider)
@@ -176,7 +197,14 @@ pub fn server_config(
     };
     let mut cfg = builder.with_cert_resolver(Arc::new(resolver));
     cfg.ticketer = tickets.clone();
-    cfg.alpn_protocols =
-        if tls.http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    cfg.alpn_protocols = if quic {
+        // QUIC needs 0 or u32::MAX here; 0-RTT is off unless the listener allows it.
+        cfg.max_early_data_size = if tls.zero_rtt { u32::MAX } else { 0 };
+        vec![b"h3".to_vec()]
+    } else if tls.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Some((Arc::new(cfg), infos)))
 }

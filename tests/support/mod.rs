@@ -266,3 +266,25 @@ pub fn simple_config(admin: u16, port: u16, endpoints: &[String], cluster_extra:
         eps.join(", ")
     )
 }
+
+/// A self-signed certificate for `sans` (`ec` P-256 or `rsa` 2048) written as NAME.crt/NAME.key.
+pub fn make_cert(dir: &Path, name: &str, kind: &str, sans: &[&str]) {
+    require("openssl");
+    let san = sans.iter().map(|s| format!("DNS:{s}")).collect::<Vec<_>>().join(",");
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-nodes", "-days", "2", "-subj", &format!("/CN={}", sans[0])]);
+    match kind {
+        "ec" => cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]),
+        _ => cmd.args(["-newkey", "rsa:2048"]),
+    };
+    let out = cmd
+        .args(["-addext", &format!("subjectAltName={san}")])
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.crt")))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("openssl req");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -90,6 +90,17 @@ impl<'a, 'i> Fields<'a, 'i> {
         }
     }
 
+    fn bool(&mut self, key: &'static str, errs: &mut Errors) -> Option<bool> {
+        match self.get(key).map(|v| (v.get_ref(), v.span())) {
+            None => None,
+            Some((DeValue::Boolean(b), _)) => Some(*b),
+            Some((_, span)) => {
+                errs.push(span, format!("`{key}` must be true or false"));
+                None
+            }
+        }
+    }
+
     fn duration(&mut self, key: &'static str, errs: &mut Errors) -> Option<Duration> {
         let (s, span) = self.string(key, errs)?;
         match parse_duration(s) {
@@ -206,6 +217,7 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, base: &Path, errs: &mu
     let drain_timeout = f.duration("drain_timeout", errs).unwrap_or(Duration::from_secs(30));
     let tls_ticket_key_file = f.string("tls_ticket_key_file", errs).map(|(p, _)| base.join(p));
     let admin = decode_admin(&mut f, errs);
+    let quic = decode_quic(&mut f, base, errs);
     let access_log = decode_access_log(&mut f, errs);
     let listeners: Vec<_> = f
         .tables("listeners", errs)
@@ -216,7 +228,17 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, base: &Path, errs: &mu
     let clusters: Vec<_> =
         f.tables("clusters", errs).into_iter().filter_map(|(t, span)| decode_cluster(t, span, base, errs)).collect();
     f.finish(errs);
-    Some(Config { workers, io_backend, drain_timeout, tls_ticket_key_file, admin, access_log, listeners, clusters })
+    Some(Config {
+        workers,
+        io_backend,
+        drain_timeout,
+        tls_ticket_key_file,
+        admin,
+        access_log,
+        quic,
+        listeners,
+        clusters,
+    })
 }
 
 fn decode_admin(f: &mut Fields<'_, '_>, errs: &mut Errors) -> AdminConfig {
@@ -232,6 +254,46 @@ fn decode_admin(f: &mut Fields<'_, '_>, errs: &mut Errors) -> AdminConfig {
         a.finish(errs);
     }
     admin
+}
+
+fn decode_quic(f: &mut Fields<'_, '_>, base: &Path, errs: &mut Errors) -> QuicConfig {
+    let mut q = QuicConfig::default();
+    if let Some((t, span)) = f.table("quic", errs) {
+        let mut a = Fields::new(t, span, "[quic]");
+        if let Some((s, span)) = a.string("server_id", errs) {
+            match parse_hex(s) {
+                Some(id) if (1..=14).contains(&id.len()) => q.server_id = id,
+                _ => errs.push(span, "`server_id` must be 1 to 14 bytes in hex, e.g. \"0a01\""),
+            }
+        }
+        q.key_file = a.string("key_file", errs).map(|(p, _)| base.join(p));
+        match a.string("steering", errs) {
+            None | Some(("cbpf", _)) => {}
+            Some(("forward", _)) => q.steering = QuicSteering::Forward,
+            Some((v, span)) => {
+                errs.push(span, format!("`steering` must be \"cbpf\" or \"forward\", not \"{v}\""));
+            }
+        }
+        if let Some(n) = a.int("retry_threshold", 0, 1 << 20, errs) {
+            q.retry_threshold = n as usize;
+        }
+        if let Some(n) = a.int("max_streams", 1, 1 << 16, errs) {
+            q.max_streams = n as u32;
+        }
+        if let Some(n) = a.int("forward_queue", 16, 1 << 20, errs) {
+            q.forward_queue = n as usize;
+        }
+        a.finish(errs);
+    }
+    q
+}
+
+/// Bytes from an even number of hex digits.
+fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn decode_access_log(f: &mut Fields<'_, '_>, errs: &mut Errors) -> AccessLogConfig {
@@ -429,14 +491,11 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
             errs.push(f.span.clone(), "`cipher_suites` has no suite for the TLS versions this listener allows");
         }
     }
-    let http2 = match f.get("http2").map(|v| (v.get_ref(), v.span())) {
-        None => true,
-        Some((DeValue::Boolean(b), _)) => *b,
-        Some((_, span)) => {
-            errs.push(span, "`http2` must be true or false");
-            true
-        }
-    };
+    let http2 = f.bool("http2", errs).unwrap_or(true);
+    let http3 = f.bool("http3", errs).unwrap_or(true);
+    let alt_svc = f.bool("alt_svc", errs).unwrap_or(true);
+    let alt_svc_max_age = f.duration("alt_svc_max_age", errs).unwrap_or(Duration::from_secs(86400));
+    let zero_rtt = f.bool("zero_rtt", errs).unwrap_or(false);
     let client_auth = match f.string("client_auth", errs) {
         None | Some(("off", _)) => ClientAuth::Off,
         Some(("optional", _)) => ClientAuth::Optional,
@@ -451,7 +510,19 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
         errs.push(f.span.clone(), "`client_auth` needs `client_ca`, the CA bundle client certificates must chain to");
     }
     f.finish(errs);
-    Some(TlsListenerConfig { certificates, min_version, max_version, http2, cipher_suites, client_auth, client_ca })
+    Some(TlsListenerConfig {
+        certificates,
+        min_version,
+        max_version,
+        http2,
+        http3,
+        alt_svc,
+        alt_svc_max_age,
+        zero_rtt,
+        cipher_suites,
+        client_auth,
+        client_ca,
+    })
 }
 
 fn decode_route(listener: &str, i: usize, t: &DeTable<'_>, span: Span, errs: &mut Errors) -> Option<RouteConfig> {

@@ -21,10 +21,57 @@ pub struct Config {
     /// Session-ticket keys shared by several nodes (`tls_ticket_key_file`); `None`: random keys
     /// rotating every 6 hours, shared by this process's workers only.
     pub tls_ticket_key_file: Option<PathBuf>,
+    /// QUIC endpoints (`[quic]`), shared by every listener that serves HTTP/3.
+    pub quic: QuicConfig,
     /// Listeners, in file order.
     pub listeners: Vec<ListenerConfig>,
     /// Clusters, in file order.
     pub clusters: Vec<ClusterConfig>,
+}
+
+/// `[quic]`: how the workers' QUIC endpoints share and steer connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuicConfig {
+    /// This node's server id in every connection ID (QUIC-LB plaintext layout), so a QUIC-aware
+    /// L4 balancer can route a connection back to this node. Default: none (empty).
+    pub server_id: Vec<u8>,
+    /// A file of at least 32 bytes from which the stateless-reset and address-validation token
+    /// keys are derived, shared by several nodes. `None`: random keys shared by this process's
+    /// workers.
+    pub key_file: Option<PathBuf>,
+    /// How datagrams reach the worker that owns their connection. Default `cbpf`.
+    pub steering: QuicSteering,
+    /// Pending handshakes per worker past which new clients must prove their address with a
+    /// Retry first. Default 64; 0: always.
+    pub retry_threshold: usize,
+    /// Concurrent request streams per connection. Default 100.
+    pub max_streams: u32,
+    /// Datagrams queued for another worker before more are dropped. Default 4096.
+    pub forward_queue: usize,
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        Self {
+            server_id: Vec::new(),
+            key_file: None,
+            steering: QuicSteering::Cbpf,
+            retry_threshold: 64,
+            max_streams: 100,
+            forward_queue: 4096,
+        }
+    }
+}
+
+/// `[quic] steering`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuicSteering {
+    /// A classic BPF program on the socket group picks the worker by connection ID; the few
+    /// datagrams it cannot place are forwarded between workers.
+    Cbpf,
+    /// The kernel hashes addresses; workers forward every datagram of another worker's
+    /// connection to it (the fallback path alone; for tests and kernels without CBPF).
+    Forward,
 }
 
 /// `io_backend`: which runtime a worker runs.
@@ -161,6 +208,15 @@ pub struct TlsListenerConfig {
     pub max_version: TlsVersion,
     /// Offer HTTP/2 by ALPN. Default true.
     pub http2: bool,
+    /// Also serve HTTP/3 over QUIC on the same addresses (UDP). Default true.
+    pub http3: bool,
+    /// Advertise HTTP/3 in `Alt-Svc` on TCP responses (when `http3`). Default true.
+    pub alt_svc: bool,
+    /// `ma` of the `Alt-Svc` header. Default 24h.
+    pub alt_svc_max_age: Duration,
+    /// Accept 0-RTT early data on HTTP/3 (safe methods only; they reach the backend with
+    /// `Early-Data: 1`). Default false.
+    pub zero_rtt: bool,
     /// Cipher suites allowed (rustls names); `None`: all the provider offers.
     pub cipher_suites: Option<Vec<String>>,
     /// Client certificates: off (default), optional or required.

@@ -154,3 +154,53 @@ impl Drop for ProxyBody {
         }
     }
 }
+
+/// An error from a request body of another protocol stack (HTTP/3).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body from another protocol stack (HTTP/3's request stream). It need not be `Send`:
+/// it lives on one worker.
+pub type LocalBody = Pin<Box<dyn Body<Data = Bytes, Error = BoxError>>>;
+
+/// A request body on its way to a backend: from hyper (HTTP/1.1, HTTP/2) or from another stack.
+pub enum RequestBody {
+    /// HTTP/1.1 or HTTP/2 from hyper.
+    Hyper(Incoming),
+    /// HTTP/3 (or any other stack).
+    Local(LocalBody),
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hyper(b) => b.fmt(f),
+            Self::Local(_) => f.write_str("RequestBody::Local"),
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Self::Local(b) => b.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Hyper(b) => b.is_end_stream(),
+            Self::Local(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Hyper(b) => b.size_hint(),
+            Self::Local(b) => b.size_hint(),
+        }
+    }
+}

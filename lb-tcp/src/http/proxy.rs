@@ -19,7 +19,7 @@ use lb_core::health::Outcome;
 use lb_core::snapshot::{ListenerPlan, Snapshot};
 use tokio::net::TcpStream;
 
-use super::body::{InFlight, ProxyBody, Release};
+use super::body::{InFlight, ProxyBody, Release, RequestBody};
 use super::error::ProxyError;
 use super::headers::{add_forwarded, forwarded_for, is_upgrade, request_id, strip_hop_by_hop};
 use crate::activity::Activity;
@@ -38,6 +38,8 @@ pub struct ConnInfo {
     client_cert: Option<HeaderValue>,
     /// The address the client connected to (for PROXY protocol headers sent upstream).
     local: Option<SocketAddr>,
+    /// `Alt-Svc` added to responses (HTTP/3 advertised on a TCP listener).
+    alt_svc: Option<HeaderValue>,
     /// This client's `X-Forwarded-For` entry.
     xff: HeaderValue,
     activity: Rc<Activity>,
@@ -62,6 +64,7 @@ impl ConnInfo {
             proto,
             client_cert: None,
             local: None,
+            alt_svc: None,
             xff,
             activity,
             cached: Cell::new(None),
@@ -71,6 +74,12 @@ impl ConnInfo {
     /// Sets the address the client connected to.
     pub fn with_local(mut self, local: Option<SocketAddr>) -> Self {
         self.local = local;
+        self
+    }
+
+    /// Sets the `Alt-Svc` header of this connection's responses.
+    pub fn with_alt_svc(mut self, alt_svc: Option<HeaderValue>) -> Self {
+        self.alt_svc = alt_svc;
         self
     }
 
@@ -110,12 +119,13 @@ struct Trace {
 pub async fn handle(
     ctx: Rc<WorkerCtx>,
     conn: Rc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let in_flight = InFlight::new(conn.activity.clone());
     let started = Instant::now();
     let time = SystemTime::now();
     let protocol = match req.version() {
+        Version::HTTP_3 => "HTTP/3",
         Version::HTTP_2 => "HTTP/2",
         Version::HTTP_10 => "HTTP/1.0",
         _ => "HTTP/1.1",
@@ -139,6 +149,9 @@ pub async fn handle(
             Err(e) => error_response(&e),
         }
     };
+    if let Some(v) = &conn.alt_svc {
+        resp.headers_mut().entry(header::ALT_SVC).or_insert_with(|| v.clone());
+    }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     let names = {
@@ -242,7 +255,7 @@ fn request_hash<B>(cfg: &ClusterConfig, req: &Request<B>, ip: IpAddr) -> Option<
 async fn proxy(
     ctx: &Rc<WorkerCtx>,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     trace: &mut Trace,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let (target, cluster) = {
@@ -355,7 +368,7 @@ async fn proxy(
     Err(last)
 }
 
-type SendResult = Result<(Response<Incoming>, Sender), (ProxyError, Option<Request<Incoming>>)>;
+type SendResult = Result<(Response<Incoming>, Sender), (ProxyError, Option<Request<RequestBody>>)>;
 
 /// Sends on a pooled connection if one is ready, else on a new one. A pooled connection that
 /// turns out closed before the request went out is not a failure: a fresh one is tried.
@@ -363,7 +376,7 @@ async fn send(
     ctx: &Rc<WorkerCtx>,
     cluster: &ClusterRt,
     ep: usize,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     proxy_header: Option<&[u8]>,
 ) -> SendResult {
     let timeout = cluster.cfg.request_timeout;

@@ -8,6 +8,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
+use super::body::RequestBody;
 use super::proxy::{handle, ConnInfo};
 use crate::accept::ListenerHandle;
 use crate::activity::Activity;
@@ -180,10 +181,13 @@ async fn run_h1<I>(
     let info = Rc::new(
         ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, proto, activity.clone())
             .with_client_cert(client)
+            .with_alt_svc(local.filter(|_| proto == "https").and_then(|l| listener.alt_svc(l.port())))
             .with_local(local),
     );
     let svc_ctx = ctx.clone();
-    let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        handle(svc_ctx.clone(), info.clone(), req.map(RequestBody::Hyper))
+    });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -209,10 +213,13 @@ async fn run_h2<I>(
     let info = Rc::new(
         ConnInfo::new(listener.name.clone(), limits.max_request_header_bytes, peer, "https", activity.clone())
             .with_client_cert(client)
+            .with_alt_svc(local.and_then(|l| listener.alt_svc(l.port())))
             .with_local(local),
     );
     let svc_ctx = ctx.clone();
-    let svc = hyper::service::service_fn(move |req| handle(svc_ctx.clone(), info.clone(), req));
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        handle(svc_ctx.clone(), info.clone(), req.map(RequestBody::Hyper))
+    });
     let mut builder = http2::Builder::new(super::LocalExec);
     builder
         .timer(TokioTimer::new())

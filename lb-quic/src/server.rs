@@ -1,0 +1,410 @@
+//! One worker's HTTP/3 listener on one UDP address: a quinn endpoint on the worker's
+//! [`WorkerSocket`], an accept loop that decides per incoming connection (refuse past
+//! `max_connections`, Retry past `retry_threshold` pending handshakes, else accept), one task per
+//! connection running h3, and one task per request, which goes through the same
+//! `lb_tcp::http::proxy::handle` as HTTP/1.1 and HTTP/2 and streams the response back.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use h3::server::RequestStream;
+use http::{HeaderValue, Method, Request, Response};
+use http_body::Body;
+use http_body_util::BodyExt;
+use lb_tcp::accept::ListenerHandle;
+use lb_tcp::activity::Activity;
+use lb_tcp::ctx::WorkerCtx;
+use lb_tcp::http::body::{ProxyBody, RequestBody};
+use lb_tcp::http::proxy::{handle, ConnInfo};
+use tokio::sync::watch;
+
+use crate::body::H3Body;
+use crate::cid::WorkerCids;
+use crate::group::Shared;
+use crate::socket::{ForwardStats, MeshPart, WorkerSocket};
+
+/// A running HTTP/3 listener of one worker.
+#[derive(Debug)]
+pub struct H3Endpoint {
+    endpoint: quinn::Endpoint,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<ForwardStats>,
+    shared: Arc<Shared>,
+    close: watch::Sender<bool>,
+}
+
+/// Per-endpoint state the connection tasks share.
+struct Local {
+    ctx: Rc<WorkerCtx>,
+    listener: Rc<ListenerHandle>,
+    shared: Arc<Shared>,
+    /// Connections open on this endpoint.
+    active: Cell<usize>,
+    /// Handshakes in progress on this endpoint.
+    handshaking: Cell<usize>,
+    close: watch::Receiver<bool>,
+    /// The UDP port served.
+    port: u16,
+}
+
+/// The quinn server config for a listener's QUIC TLS config.
+pub fn server_config(
+    tls: Arc<rustls::ServerConfig>,
+    shared: &Shared,
+    idle_timeout: Duration,
+) -> Result<quinn::ServerConfig, String> {
+    // Initial packets are always protected with AES-128-GCM (RFC 9001 §5.2), whatever suites the
+    // listener allows for the connection itself.
+    let initial = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+        .tls13()
+        .and_then(|s| s.quic_suite())
+        .ok_or("QUIC TLS: no AES-128-GCM suite for Initial packets")?;
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::with_initial(tls, initial).map_err(|e| format!("QUIC TLS: {e}"))?;
+    let mut sc = quinn::ServerConfig::new(Arc::new(crypto), shared.token_key.clone());
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(shared.config.max_streams.into())
+        // Control, QPACK encoder and decoder streams, and a little room for extensions.
+        .max_concurrent_uni_streams(8u32.into())
+        .max_idle_timeout(quinn::IdleTimeout::try_from(idle_timeout).ok())
+        // 1 MiB per stream, 4 MiB per connection bound what a client can make us buffer.
+        .stream_receive_window((1u32 << 20).into())
+        .receive_window((4u32 << 20).into())
+        .send_window(4 << 20);
+    sc.transport_config(Arc::new(transport));
+    Ok(sc)
+}
+
+impl H3Endpoint {
+    /// Starts serving `listener` on this worker's socket of the group (inside the runtime).
+    pub fn start(
+        ctx: Rc<WorkerCtx>,
+        listener: Rc<ListenerHandle>,
+        shared: Arc<Shared>,
+        socket: std::net::UdpSocket,
+        mesh: MeshPart,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Result<Self, String> {
+        let stats = Arc::new(ForwardStats::default());
+        let socket =
+            WorkerSocket::new(socket, shared.layout.clone(), mesh, stats.clone()).map_err(|e| e.to_string())?;
+        let mut ec = quinn::EndpointConfig::new(shared.reset_key.clone());
+        let (layout, worker) = (shared.layout.clone(), ctx.id);
+        ec.cid_generator(move || Box::new(WorkerCids::new(layout.clone(), worker)));
+        let sc = server_config(tls, &shared, listener.limits().idle_timeout)?;
+        let endpoint =
+            quinn::Endpoint::new_with_abstract_socket(ec, Some(sc), Arc::new(socket), Arc::new(quinn::TokioRuntime))
+                .map_err(|e| e.to_string())?;
+        let (close, close_rx) = watch::channel(false);
+        let port = endpoint.local_addr().map_or(0, |a| a.port());
+        let local = Rc::new(Local {
+            ctx,
+            listener,
+            shared: shared.clone(),
+            active: Cell::new(0),
+            handshaking: Cell::new(0),
+            close: close_rx,
+            port,
+        });
+        let task = tokio::task::spawn_local(accept_loop(endpoint.clone(), local));
+        Ok(Self { endpoint, task, stats, shared, close })
+    }
+
+    /// New handshakes use this TLS config (certificate reload, listener change).
+    pub fn set_tls(&self, tls: Arc<rustls::ServerConfig>, idle_timeout: Duration) {
+        match server_config(tls, &self.shared, idle_timeout) {
+            Ok(sc) => self.endpoint.set_server_config(Some(sc)),
+            Err(e) => tracing::warn!(error = %e, "QUIC TLS config not applied"),
+        }
+    }
+
+    /// Datagrams forwarded to other workers, dropped, and received from them.
+    pub fn forward_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.stats.forwarded.load(Relaxed), self.stats.dropped.load(Relaxed))
+    }
+
+    /// Stops accepting; open connections get GOAWAY and finish their requests.
+    pub fn shut_down(&self) {
+        self.endpoint.set_server_config(None);
+        self.close.send_replace(true);
+    }
+
+    /// Waits until every connection of this endpoint has closed (or `limit`).
+    pub async fn wait_idle(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.endpoint.wait_idle()).await;
+    }
+}
+
+impl Drop for H3Endpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.endpoint.close(0u32.into(), b"listener removed");
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, local: Rc<Local>) {
+    let mut worker_drain = local.ctx.drain_signal();
+    let mut listener_drain = local.listener.drain_signal();
+    let mut close = local.close.clone();
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => match i {
+                Some(i) => i,
+                None => return,
+            },
+            _ = worker_drain.changed() => break,
+            _ = listener_drain.changed() => break,
+            _ = close.changed() => break,
+        };
+        let limits = local.listener.limits();
+        if local.active.get() >= limits.max_connections {
+            local.ctx.state.borrow_mut().metrics.counters.quic_refused += 1;
+            incoming.refuse();
+            continue;
+        }
+        if !incoming.remote_address_validated()
+            && incoming.may_retry()
+            && local.handshaking.get() >= local.shared.config.retry_threshold
+        {
+            local.ctx.state.borrow_mut().metrics.counters.quic_retries += 1;
+            let _ = incoming.retry();
+            continue;
+        }
+        let connecting = match incoming.accept() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "QUIC connection not accepted");
+                local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
+                continue;
+            }
+        };
+        tokio::task::spawn_local(connection(local.clone(), connecting));
+    }
+    // Draining: no new connections; the connection tasks send GOAWAY on the same signals.
+    endpoint.set_server_config(None);
+}
+
+/// Counts a connection in the worker's gauges for as long as it lives.
+struct ConnGuard(Rc<Local>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.active.set(self.0.active.get().saturating_sub(1));
+        let mut st = self.0.ctx.state.borrow_mut();
+        st.metrics.counters.downstream_active = st.metrics.counters.downstream_active.saturating_sub(1);
+    }
+}
+
+async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
+    local.active.set(local.active.get() + 1);
+    {
+        let mut st = local.ctx.state.borrow_mut();
+        st.metrics.counters.downstream_active += 1;
+        st.metrics.counters.downstream_total += 1;
+        st.metrics.counters.quic_connections += 1;
+    }
+    let _guard = ConnGuard(local.clone());
+    let peer = connecting.remote_address();
+    let limits = local.listener.limits();
+    // Handshake: with 0-RTT allowed by the TLS config, requests may arrive before it completes.
+    let confirmed = Rc::new(tokio::sync::Notify::new());
+    let done = Rc::new(Cell::new(false));
+    local.handshaking.set(local.handshaking.get() + 1);
+    let conn = match connecting.into_0rtt() {
+        Ok((conn, accepted)) => {
+            let (confirmed, done, l) = (confirmed.clone(), done.clone(), local.clone());
+            tokio::task::spawn_local(async move {
+                let _ = tokio::time::timeout(limits.header_read_timeout, accepted).await;
+                l.handshaking.set(l.handshaking.get().saturating_sub(1));
+                done.set(true);
+                confirmed.notify_waiters();
+            });
+            conn
+        }
+        Err(connecting) => {
+            let r = tokio::time::timeout(limits.header_read_timeout, connecting).await;
+            local.handshaking.set(local.handshaking.get().saturating_sub(1));
+            done.set(true);
+            match r {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "QUIC handshake failed");
+                    local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
+                    return;
+                }
+                Err(_) => {
+                    local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
+                    return;
+                }
+            }
+        }
+    };
+    let client_cert = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+        .and_then(|chain| lb_tls::client_identity(&chain));
+    let activity = Rc::new(Activity::default());
+    let local_addr = local.listener_local(&conn);
+    let info = Rc::new(
+        ConnInfo::new(local.listener.name.clone(), limits.max_request_header_bytes, peer, "https", activity)
+            .with_client_cert(client_cert)
+            .with_local(local_addr),
+    );
+    let mut h3c = match h3::server::builder()
+        .max_field_section_size(limits.max_request_header_bytes as u64)
+        .build::<_, Bytes>(h3_quinn::Connection::new(conn.clone()))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "HTTP/3 setup failed");
+            return;
+        }
+    };
+    let mut worker_drain = local.ctx.drain_signal();
+    let mut listener_drain = local.listener.drain_signal();
+    let mut close = local.close.clone();
+    let mut closing = local.ctx.is_draining() || local.listener.is_draining() || *close.borrow();
+    if closing {
+        let _ = h3c.shutdown(0).await;
+    }
+    let early = EarlyGate { done, confirmed };
+    loop {
+        let accepted = tokio::select! {
+            r = h3c.accept() => r,
+            _ = worker_drain.changed(), if !closing => { closing = true; let _ = h3c.shutdown(0).await; continue; }
+            _ = listener_drain.changed(), if !closing => { closing = true; let _ = h3c.shutdown(0).await; continue; }
+            _ = close.changed(), if !closing => { closing = true; let _ = h3c.shutdown(0).await; continue; }
+        };
+        match accepted {
+            Ok(Some(resolver)) => {
+                let (ctx, info, early) = (local.ctx.clone(), info.clone(), early.clone());
+                tokio::task::spawn_local(async move {
+                    match resolver.resolve_request().await {
+                        Ok((req, stream)) => request(ctx, info, early, req, stream).await,
+                        Err(e) => tracing::debug!(error = %e, "HTTP/3 request refused"),
+                    }
+                });
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "HTTP/3 connection ended");
+                break;
+            }
+        }
+    }
+    // Let in-flight requests finish: the connection closes when its streams are done or idle.
+    let _ = tokio::time::timeout(limits.idle_timeout, conn.closed()).await;
+}
+
+impl Local {
+    /// The address the client sent to (for PROXY protocol headers upstream); the listener's bound
+    /// address when the endpoint is bound to a specific one.
+    fn listener_local(&self, conn: &quinn::Connection) -> Option<SocketAddr> {
+        conn.local_ip().map(|ip| SocketAddr::new(ip, self.port))
+    }
+}
+
+/// Whether the handshake is done, and a way to wait for it (requests that came as 0-RTT).
+#[derive(Clone)]
+struct EarlyGate {
+    done: Rc<Cell<bool>>,
+    confirmed: Rc<tokio::sync::Notify>,
+}
+
+impl EarlyGate {
+    async fn wait(&self) {
+        while !self.done.get() {
+            let n = self.confirmed.notified();
+            if self.done.get() {
+                break;
+            }
+            n.await;
+        }
+    }
+}
+
+static EARLY_DATA: http::HeaderName = http::HeaderName::from_static("early-data");
+
+/// Methods that are safe to replay (RFC 9110 §9.2.1), the only ones accepted as early data.
+fn is_safe(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+async fn request(
+    ctx: Rc<WorkerCtx>,
+    info: Rc<ConnInfo>,
+    early: EarlyGate,
+    req: Request<()>,
+    stream: RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
+) {
+    let (mut send, recv) = stream.split();
+    let (mut parts, ()) = req.into_parts();
+    if !early.done.get() {
+        if is_safe(&parts.method) {
+            // RFC 8470: tell the backend this request may be replayed.
+            parts.headers.insert(EARLY_DATA.clone(), HeaderValue::from_static("1"));
+        } else {
+            early.wait().await;
+        }
+    }
+    let content_length =
+        parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    // A GET/HEAD without a length has no body (clients end the stream with the headers).
+    let bodyless = content_length == Some(0)
+        || (content_length.is_none() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS));
+    let mut held = None;
+    let body = if bodyless {
+        held = Some(recv);
+        RequestBody::Local(Box::pin(http_body_util::Empty::new().map_err(|never| match never {})))
+    } else {
+        RequestBody::Local(Box::pin(H3Body::new(recv, content_length)))
+    };
+    parts.version = http::Version::HTTP_3;
+    let Ok(resp) = handle(ctx, info, Request::from_parts(parts, body)).await;
+    let (mut parts, mut body) = resp.into_parts();
+    parts.version = http::Version::HTTP_3;
+    if send.send_response(Response::from_parts(parts, ())).await.is_err() {
+        return;
+    }
+    if stream_body(&mut send, &mut body).await.is_ok() {
+        let _ = send.finish().await;
+    }
+    drop(held);
+}
+
+/// Streams a response body; h3's `send_data` waits for flow control, so a slow client slows the
+/// backend read.
+async fn stream_body(
+    send: &mut RequestStream<h3_quinn::SendStream<Bytes>, Bytes>,
+    body: &mut ProxyBody,
+) -> Result<(), ()> {
+    let mut body = std::pin::Pin::new(body);
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.map_err(|e| {
+            tracing::debug!(error = %e, "upstream body failed mid-response");
+            send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+        })?;
+        match frame.into_data() {
+            Ok(mut data) => {
+                if data.has_remaining() {
+                    let bytes = data.copy_to_bytes(data.remaining());
+                    send.send_data(bytes).await.map_err(|_| ())?;
+                }
+            }
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    send.send_trailers(trailers).await.map_err(|_| ())?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! HTTP/3: independent QUIC clients (aioquic, ngtcp2's gtlsclient, Chromium) through lbd to a
+//! real origin; connections that survive client port rebinding and migration with two workers,
+//! by CBPF steering and by the forwarding path alone; Alt-Svc on the TCP side.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+fn h3_config(admin: u16, port: u16, backend: &str, quic: &str, access_log: &Path) -> String {
+    format!(
+        r#"workers = 2
+[admin]
+bind = "127.0.0.1:{admin}"
+[access_log]
+path = "{log}"
+[quic]
+{quic}
+[[listeners]]
+name = "edge"
+kind = "https"
+bind = "127.0.0.1:{port}"
+  [listeners.tls]
+  certificates = [{{ cert = "a.crt", key = "a.key" }}]
+  [[listeners.routes]]
+  cluster = "c"
+[[clusters]]
+name = "c"
+endpoints = ["{backend}"]
+"#,
+        log = access_log.display()
+    )
+}
+
+struct Setup {
+    _backend: Backend,
+    lbd: Lbd,
+    port: u16,
+    log: PathBuf,
+    certs: PathBuf,
+}
+
+fn start(name: &str, quic: &str) -> Setup {
+    let backend = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let certs = scratch(&format!("{name}-certs"));
+    make_cert(&certs, "a", "ec", &["localhost"]);
+    let log = certs.join("access.log");
+    let cfg = h3_config(admin, port, &backend.addr(), quic, &log);
+    let lbd = Lbd::start_with_copies(name, admin, &cfg, &certs, &["a.crt", "a.key"]);
+    Setup { _backend: backend, lbd, port, log, certs }
+}
+
+/// Runs the aioquic client; one JSON value per response.
+fn aioquic(port: u16, args: &[&str]) -> Vec<serde_json::Value> {
+    require("python3");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h3_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .args(args)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run h3_client.py (python3 with aioquic)");
+    assert!(out.status.success(), "aioquic client failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("client JSON line")).collect()
+}
+
+/// A response line's field as text (strings as is, numbers formatted).
+fn field(v: &serde_json::Value, key: &str) -> String {
+    match &v[key] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn aioquic_fetches_and_uploads_over_http3_and_tcp_advertises_it() {
+    let s = start("h3-aioquic", "");
+    let r = aioquic(s.port, &["/", "/headers", "/status/503"]);
+    assert_eq!(r.len(), 3);
+    assert_eq!(field(&r[0], "status"), "200");
+    assert_eq!(field(&r[0], "body"), "a\n");
+    // The backend saw a normal proxied request.
+    let headers: serde_json::Value = serde_json::from_str(&field(&r[1], "body")).expect("/headers is JSON");
+    assert_eq!(headers["x-forwarded-proto"], "https", "{headers}");
+    assert!(headers["x-request-id"].is_string(), "{headers}");
+    assert!(headers.get("early-data").is_none(), "not early data: {headers}");
+    assert_eq!(field(&r[2], "status"), "503");
+
+    // A 3 MB upload streams through intact (the origin hashes what it received).
+    let up = aioquic(s.port, &["/upload", "--post-bytes", "3000000"]);
+    let body = field(&up[0], "body");
+    let expected = Command::new("python3")
+        .args(["-c", "import hashlib; print(hashlib.sha256(bytes(i % 251 for i in range(3000000))).hexdigest())"])
+        .output()
+        .expect("python3");
+    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_string();
+    assert!(body.contains(&expected) && body.contains("3000000"), "upload: {body}");
+
+    // TCP clients learn about HTTP/3 on the same port.
+    let (out, ok) = curl(&["-sk", "-D-", "-o", "/dev/null", &format!("https://127.0.0.1:{}/", s.port)]);
+    assert!(ok);
+    assert!(out.to_ascii_lowercase().contains(&format!("alt-svc: h3=\":{}\"; ma=86400", s.port)), "{out}");
+    // The access log says which protocol each request came on.
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&s.log).unwrap_or_default().matches("\"protocol\":\"HTTP/3\"").count() >= 4
+    }));
+    assert!(s.lbd.metric("lbd_quic_connections_total", &[]) >= 2.0);
+}
+
+#[test]
+fn ngtcp2_client_fetches_over_http3() {
+    require("gtlsclient");
+    let s = start("h3-ngtcp2", "");
+    let dl = scratch("h3-ngtcp2-download");
+    let out = Command::new("gtlsclient")
+        .args(["-q", "--exit-on-all-streams-close", "--timeout=10s"])
+        .arg(format!("--download={}", dl.display()))
+        .args(["127.0.0.1", &s.port.to_string(), &format!("https://localhost:{}/page", s.port)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run gtlsclient");
+    assert!(out.status.success(), "gtlsclient: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(dl.join("page")).unwrap_or_default(), "a\n");
+    assert!(std::fs::read_to_string(&s.log).unwrap_or_default().contains("\"protocol\":\"HTTP/3\""));
+}
+
+#[test]
+fn chromium_loads_a_page_over_http3() {
+    require("chromium");
+    require("openssl");
+    let s = start("h3-chromium", "");
+    let spki = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -pubkey -noout -in {} | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+            s.certs.join("a.crt").display()
+        ))
+        .output()
+        .expect("openssl");
+    let spki = String::from_utf8_lossy(&spki.stdout).trim().to_string();
+    assert!(!spki.is_empty());
+    let profile = scratch("h3-chromium-profile");
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-quic",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--origin-to-force-quic-on=localhost:{}", s.port))
+        .arg("--ignore-certificate-errors")
+        .arg(format!("--ignore-certificate-errors-spki-list={spki}"))
+        .arg("--host-resolver-rules=MAP localhost 127.0.0.1")
+        .arg("--dump-dom")
+        .arg(format!("https://localhost:{}/page-from-chromium", s.port))
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(profile.join("chromium.log")).expect("chromium log"))
+        .spawn()
+        .expect("start chromium");
+    let done = wait_until(Duration::from_secs(45), || matches!(child.try_wait(), Ok(Some(_))));
+    if !done {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("chromium output");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        done,
+        "chromium did not finish:\n{}\nlbd:\n{}",
+        std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default(),
+        s.lbd.stderr()
+    );
+    assert!(dom.contains("a\n") || dom.contains(">a"), "page: {dom}");
+    let log = std::fs::read_to_string(&s.log).unwrap_or_default();
+    let line = log.lines().find(|l| l.contains("/page-from-chromium")).unwrap_or_default();
+    assert!(line.contains("\"protocol\":\"HTTP/3\""), "chromium's request was not HTTP/3: {line:?}\n{log}");
+}
+
+/// The client moves to a new UDP port 16 times (a NAT rebinding; with `new_cid`, also a new
+/// connection ID); every request on the same connection still succeeds. With two workers the
+/// kernel's address hash sends some of these paths to the other worker.
+fn rebinding(name: &str, quic: &str, new_cid: bool) -> (Lbd, Vec<serde_json::Value>) {
+    let s = start(name, quic);
+    let mut args = vec!["/", "--rebind", "16"];
+    if new_cid {
+        args.push("--new-cid");
+    }
+    let r = aioquic(s.port, &args);
+    assert_eq!(r.len(), 17);
+    for v in &r {
+        assert_eq!(field(v, "status"), "200", "{v:?}");
+        assert_eq!(field(v, "body"), "a\n");
+    }
+    let ports: std::collections::HashSet<String> = r.iter().map(|v| field(v, "port")).collect();
+    assert_eq!(ports.len(), 17, "the client used a new port each time");
+    assert_eq!(s.lbd.metric("lbd_quic_connections_total", &[]), 1.0, "one connection throughout");
+    (s.lbd, r)
+}
+
+#[test]
+fn rebinding_keeps_the_connection_with_cbpf_steering() {
+    let (lbd, _) = rebinding("h3-rebind-cbpf", "", false);
+    // The kernel put every datagram on its owner's socket: nothing needed forwarding.
+    assert_eq!(lbd.metric("lbd_quic_packets_forwarded_total", &[]), 0.0);
+    let (lbd, _) = rebinding("h3-migrate-cbpf", "", true);
+    assert_eq!(lbd.metric("lbd_quic_packets_forwarded_total", &[]), 0.0);
+}
+
+#[test]
+fn rebinding_keeps_the_connection_with_forwarding_alone() {
+    let (lbd, _) = rebinding("h3-rebind-fwd", "steering = \"forward\"", true);
+    // 17 paths hashed over 2 workers: some landed on the other worker and were handed over.
+    assert!(lbd.metric("lbd_quic_packets_forwarded_total", &[]) > 0.0);
+    assert_eq!(lbd.metric("lbd_quic_packets_forward_dropped_total", &[]), 0.0);
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""An HTTP/3 client on aioquic (an independent QUIC stack) for lbd's tests.
+
+  h3_client.py PORT PATH [PATH ...] [--rebind N] [--post-bytes N] [--new-cid]
+
+Opens one QUIC connection to 127.0.0.1:PORT (SNI "localhost", certificate not verified) and
+requests each PATH in turn. With --rebind N it then, N times, moves the connection to a fresh
+local UDP port (a NAT rebinding; --new-cid also switches to a new connection ID, a client
+migration) and requests the first PATH again on the same connection. With --post-bytes N every
+request is a POST of N bytes. Prints one JSON line per response:
+{"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
+"""
+import argparse
+import asyncio
+import json
+import socket
+import ssl
+import sys
+
+from aioquic.asyncio.client import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+
+
+class Client(QuicConnectionProtocol):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.h3 = H3Connection(self._quic)
+        self.pending = {}
+
+    def quic_event_received(self, event):
+        for ev in self.h3.handle_event(event):
+            entry = self.pending.get(getattr(ev, "stream_id", None))
+            if entry is None:
+                continue
+            if isinstance(ev, HeadersReceived):
+                entry["headers"].extend(ev.headers)
+            elif isinstance(ev, DataReceived):
+                entry["body"] += ev.data
+            if getattr(ev, "stream_ended", False) and not entry["done"].done():
+                entry["done"].set_result(True)
+
+    async def request(self, method, path, body=b""):
+        sid = self._quic.get_next_available_stream_id()
+        headers = [
+            (b":method", method.encode()),
+            (b":scheme", b"https"),
+            (b":authority", b"localhost"),
+            (b":path", path.encode()),
+            (b"user-agent", b"aioquic-test"),
+        ]
+        if body:
+            headers.append((b"content-length", str(len(body)).encode()))
+        entry = {"headers": [], "body": b"", "done": asyncio.get_running_loop().create_future()}
+        self.pending[sid] = entry
+        self.h3.send_headers(sid, headers, end_stream=not body)
+        if body:
+            self.h3.send_data(sid, body, end_stream=True)
+        self.transmit()
+        await asyncio.wait_for(entry["done"], 10)
+        hdrs = {k.decode(): v.decode() for k, v in entry["headers"]}
+        return int(hdrs.pop(":status")), hdrs, entry["body"]
+
+    async def rebind(self, new_cid):
+        loop = asyncio.get_running_loop()
+        old = self._transport
+        # Like aioquic's connect(): a dual-stack IPv6 socket (the peer address is v4-mapped).
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0, 0, 0))
+        await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        old.close()
+        if new_cid:
+            self.change_connection_id()
+        self.transmit()
+
+
+async def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("port", type=int)
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--rebind", type=int, default=0)
+    p.add_argument("--new-cid", action="store_true")
+    p.add_argument("--post-bytes", type=int, default=0)
+    a = p.parse_args()
+    cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name="localhost")
+    cfg.verify_mode = ssl.CERT_NONE
+    body = bytes(i % 251 for i in range(a.post_bytes))
+    method = "POST" if a.post_bytes else "GET"
+
+    async def one(client, path):
+        status, hdrs, data = await client.request(method, path, body)
+        port = client._transport.get_extra_info("sockname")[1]
+        print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "port": port}), flush=True)
+
+    async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client) as client:
+        for path in a.paths:
+            await one(client, path)
+        for _ in range(a.rebind):
+            await client.rebind(a.new_cid)
+            await one(client, a.paths[0])
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(asyncio.wait_for(main(), 60))
+    except Exception as e:  # noqa: BLE001 - any failure is the test's failure
+        print(f"h3_client: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
