@@ -15,6 +15,9 @@ command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 command -v gtlsclient >/dev/null 2>&1 || missing+=(ngtcp2-client)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# quiche (the independent HTTP/3 client stack in bench/) builds BoringSSL with cmake and bindgen.
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::*;
 
-fn h3_config(admin: u16, port: u16, backend: &str, quic: &str, access_log: &Path) -> String {
+fn h3_config(admin: u16, port: u16, backend: &str, quic: &str, tls_extra: &str, access_log: &Path) -> String {
     format!(
         r#"workers = 2
 [admin]
@@ -25,6 +25,7 @@ kind = "https"
 bind = "127.0.0.1:{port}"
   [listeners.tls]
   certificates = [{{ cert = "a.crt", key = "a.key" }}]
+  {tls_extra}
   [[listeners.routes]]
   cluster = "c"
 [[clusters]]
@@ -44,12 +45,16 @@ struct Setup {
 }
 
 fn start(name: &str, quic: &str) -> Setup {
+    start_with(name, quic, "")
+}
+
+fn start_with(name: &str, quic: &str, tls_extra: &str) -> Setup {
     let backend = Backend::start("a");
     let (admin, port) = (free_port(), free_port());
     let certs = scratch(&format!("{name}-certs"));
     make_cert(&certs, "a", "ec", &["localhost"]);
     let log = certs.join("access.log");
-    let cfg = h3_config(admin, port, &backend.addr(), quic, &log);
+    let cfg = h3_config(admin, port, &backend.addr(), quic, tls_extra, &log);
     let lbd = Lbd::start_with_copies(name, admin, &cfg, &certs, &["a.crt", "a.key"]);
     Setup { _backend: backend, lbd, port, log, certs }
 }
@@ -128,6 +133,35 @@ fn ngtcp2_client_fetches_over_http3() {
     assert!(out.status.success(), "gtlsclient: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(dl.join("page")).unwrap_or_default(), "a\n");
     assert!(std::fs::read_to_string(&s.log).unwrap_or_default().contains("\"protocol\":\"HTTP/3\""));
+}
+
+#[test]
+fn quiche_client_fetches_over_http3() {
+    let s = start("h3-quiche", "");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", s.port).parse().expect("addr");
+    let r = rt.block_on(async {
+        let mut c = lb_bench::quiche_client::Client::connect(addr, "localhost").await?;
+        let page = c.request("GET", "/page", None).await?;
+        let headers = c.request("GET", "/headers", None).await?;
+        let upload = c.request("POST", "/upload", Some(&[7u8; 1000])).await?;
+        Ok::<_, String>((page, headers, upload))
+    });
+    let (page, headers, upload) = r.unwrap_or_else(|e| {
+        panic!(
+            "quiche client: {e}\naccess log:\n{}\nlbd:\n{}",
+            std::fs::read_to_string(&s.log).unwrap_or_default(),
+            s.lbd.stderr()
+        )
+    });
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body, b"a\n");
+    assert!(page.headers.iter().any(|(n, v)| n == "x-backend" && v == "a"), "{:?}", page.headers);
+    let h: serde_json::Value = serde_json::from_slice(&headers.body).expect("JSON");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["host"], "localhost");
+    let u: serde_json::Value = serde_json::from_slice(&upload.body).expect("JSON");
+    assert_eq!(u["bytes"], 1000, "{u}");
 }
 
 #[test]
@@ -222,4 +256,67 @@ fn rebinding_keeps_the_connection_with_forwarding_alone() {
     // 17 paths hashed over 2 workers: some landed on the other worker and were handed over.
     assert!(lbd.metric("lbd_quic_packets_forwarded_total", &[]) > 0.0);
     assert_eq!(lbd.metric("lbd_quic_packets_forward_dropped_total", &[]), 0.0);
+}
+
+#[test]
+fn zero_rtt_requests_carry_early_data_and_unsafe_ones_wait_for_the_handshake() {
+    let s = start_with("h3-0rtt", "", "zero_rtt = true");
+    let early = aioquic(s.port, &["/headers", "--zero-rtt"]);
+    assert_eq!(early[0]["early_data_accepted"], true, "{early:?}");
+    let h: serde_json::Value = serde_json::from_str(&field(&early[0], "body")).expect("JSON");
+    assert_eq!(h["early-data"], "1", "a GET sent as early data is marked (RFC 8470): {h}");
+    let post = aioquic(s.port, &["/headers", "--zero-rtt", "--post-bytes", "10"]);
+    assert_eq!(post[0]["early_data_accepted"], true);
+    assert_eq!(field(&post[0], "status"), "200");
+    let h: serde_json::Value = serde_json::from_str(&field(&post[0], "body")).expect("JSON");
+    assert!(h.get("early-data").is_none(), "a POST waited for the handshake: {h}");
+
+    // Off by default: the same client gets no early data accepted and nothing is marked.
+    let s = start("h3-no-0rtt", "");
+    let r = aioquic(s.port, &["/headers", "--zero-rtt"]);
+    assert_eq!(r[0]["early_data_accepted"], false);
+    let h: serde_json::Value = serde_json::from_str(&field(&r[0], "body")).expect("JSON");
+    assert!(h.get("early-data").is_none(), "{h}");
+}
+
+#[test]
+fn retry_validates_addresses_past_the_threshold() {
+    let s = start("h3-retry", "retry_threshold = 0");
+    let r = aioquic(s.port, &["/", "/page"]);
+    assert!(r.iter().all(|v| field(v, "status") == "200"), "{r:?}");
+    assert!(s.lbd.metric("lbd_quic_retries_total", &[]) >= 1.0);
+    let s = start("h3-no-retry", "");
+    aioquic(s.port, &["/"]);
+    assert_eq!(s.lbd.metric("lbd_quic_retries_total", &[]), 0.0);
+}
+
+#[test]
+fn drain_lets_an_http3_request_finish() {
+    let mut s = start("h3-drain", "");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h3_client.py");
+    let client = Command::new("python3")
+        .arg(script)
+        .args([&s.port.to_string(), "/slow?ms=1500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("h3_client.py");
+    std::thread::sleep(Duration::from_millis(700));
+    s.lbd.proc.signal("TERM");
+    let out = client.wait_with_output().expect("client");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("\"status\": 200") && line.contains("a\\n"), "{line}");
+    assert_eq!(s.lbd.proc.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn reload_sends_new_http3_connections_to_the_new_config_on_the_same_socket() {
+    let s = start("h3-reload", "");
+    let b = Backend::start("b");
+    assert_eq!(field(&aioquic(s.port, &["/"])[0], "body"), "a\n");
+    let text = std::fs::read_to_string(&s.lbd.config).expect("config");
+    let (code, body) = s.lbd.reload_with(&text.replace(&s._backend.addr(), &b.addr()));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(field(&aioquic(s.port, &["/"])[0], "body"), "b\n");
 }

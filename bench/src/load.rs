@@ -22,6 +22,8 @@ pub(crate) struct LoadSpec {
     pub(crate) h2: bool,
     /// Speak HTTP/3 (QUIC) instead.
     pub(crate) h3: bool,
+    /// With `h3`: drive quiche instead of quinn as the client stack.
+    pub(crate) quiche: bool,
     /// One request per connection (a full TLS handshake each over https).
     pub(crate) new_conn: bool,
     pub(crate) connections: usize,
@@ -123,7 +125,11 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult, String> {
                 .map_err(|e| format!("{addr}: {e}"))?
                 .min_by_key(std::net::SocketAddr::is_ipv6)
                 .ok_or_else(|| format!("{addr}: no address"))?;
-            tasks.push(tokio::spawn(crate::h3::connection(target, spec.url.clone(), spec.streams, shared)));
+            if spec.quiche {
+                tasks.push(tokio::spawn(quiche_connection(target, spec.url.clone(), spec.streams, shared)));
+            } else {
+                tasks.push(tokio::spawn(crate::h3::connection(target, spec.url.clone(), spec.streams, shared)));
+            }
             continue;
         }
         let dial = Dial { addr: addr.clone(), host: host.clone(), tls: tls.clone() };
@@ -367,4 +373,46 @@ async fn request_loop(
         }
     }
     false
+}
+
+/// One HTTP/3 connection on quiche running `streams` requests at a time.
+async fn quiche_connection(
+    addr: std::net::SocketAddr,
+    url: hyper::Uri,
+    streams: usize,
+    shared: Arc<Shared>,
+) -> (Histogram<u64>, Tally) {
+    let mut hist = histogram();
+    let mut tally = Tally::default();
+    let host = url.authority().map_or("localhost", |a| a.as_str()).to_string();
+    let path = url.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    match lb_bench::quiche_client::Client::connect(addr, &host).await {
+        Ok(mut c) => {
+            let r = c
+                .load(
+                    &path,
+                    streams.max(1),
+                    || shared.take().map(|(_, due)| due),
+                    |us, ok, bytes| {
+                        hist.saturating_record(us);
+                        tally.bytes += bytes;
+                        if ok {
+                            tally.ok += 1;
+                        } else {
+                            tally.errors += 1;
+                        }
+                    },
+                )
+                .await;
+            if let Err(e) = r {
+                eprintln!("quiche: {e}");
+                tally.errors += 1;
+            }
+        }
+        Err(e) => {
+            eprintln!("quiche connect: {e}");
+            tally.errors += 1;
+        }
+    }
+    (hist, tally)
 }

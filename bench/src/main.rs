@@ -68,6 +68,9 @@ enum Cmd {
         /// Speak HTTP/3 over QUIC (quinn + h3; https:// URL, UDP to the same port).
         #[arg(long)]
         h3: bool,
+        /// With --h3: use Cloudflare's quiche as the client QUIC stack instead of quinn.
+        #[arg(long)]
+        quiche: bool,
         /// One request per connection (over https://, a full TLS handshake each).
         #[arg(long)]
         new_conn: bool,
@@ -130,11 +133,12 @@ fn main() -> ExitCode {
         std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
     let result = match cli.cmd {
         Cmd::Origin { listen, threads } => origin::run(listen, threads),
-        Cmd::Load { url, h2, h3, new_conn, connections, streams, requests, duration, rate, record } => {
+        Cmd::Load { url, h2, h3, quiche, new_conn, connections, streams, requests, duration, rate, record } => {
             let spec = load::LoadSpec {
                 url,
                 h2,
                 h3,
+                quiche,
                 new_conn,
                 connections,
                 streams,

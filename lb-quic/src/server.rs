@@ -35,6 +35,7 @@ pub struct H3Endpoint {
     stats: Arc<ForwardStats>,
     shared: Arc<Shared>,
     close: watch::Sender<bool>,
+    zero_rtt: Rc<Cell<bool>>,
 }
 
 /// Per-endpoint state the connection tasks share.
@@ -49,6 +50,8 @@ struct Local {
     close: watch::Receiver<bool>,
     /// The UDP port served.
     port: u16,
+    /// Whether the TLS config accepts 0-RTT (then requests may arrive before the handshake ends).
+    zero_rtt: Rc<Cell<bool>>,
 }
 
 /// The quinn server config for a listener's QUIC TLS config.
@@ -96,6 +99,7 @@ impl H3Endpoint {
         let mut ec = quinn::EndpointConfig::new(shared.reset_key.clone());
         let (layout, worker) = (shared.layout.clone(), ctx.id);
         ec.cid_generator(move || Box::new(WorkerCids::new(layout.clone(), worker)));
+        let zero_rtt = Rc::new(Cell::new(tls.max_early_data_size > 0));
         let sc = server_config(tls, &shared, listener.limits().idle_timeout)?;
         let endpoint =
             quinn::Endpoint::new_with_abstract_socket(ec, Some(sc), Arc::new(socket), Arc::new(quinn::TokioRuntime))
@@ -110,13 +114,15 @@ impl H3Endpoint {
             handshaking: Cell::new(0),
             close: close_rx,
             port,
+            zero_rtt: zero_rtt.clone(),
         });
         let task = tokio::task::spawn_local(accept_loop(endpoint.clone(), local));
-        Ok(Self { endpoint, task, stats, shared, close })
+        Ok(Self { endpoint, task, stats, shared, close, zero_rtt })
     }
 
     /// New handshakes use this TLS config (certificate reload, listener change).
     pub fn set_tls(&self, tls: Arc<rustls::ServerConfig>, idle_timeout: Duration) {
+        self.zero_rtt.set(tls.max_early_data_size > 0);
         match server_config(tls, &self.shared, idle_timeout) {
             Ok(sc) => self.endpoint.set_server_config(Some(sc)),
             Err(e) => tracing::warn!(error = %e, "QUIC TLS config not applied"),
@@ -216,7 +222,25 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
     let confirmed = Rc::new(tokio::sync::Notify::new());
     let done = Rc::new(Cell::new(false));
     local.handshaking.set(local.handshaking.get() + 1);
-    let conn = match connecting.into_0rtt() {
+    // Without 0-RTT the connection is used only once the handshake is done (quinn would
+    // otherwise hand it over at once for 0.5-RTT data).
+    let mut connecting = connecting;
+    let attempt = if local.zero_rtt.get() {
+        // First the ClientHello (and with it the client's transport parameters): h3 opens its
+        // control stream at once, and quinn does not wake a stream opener parked before the
+        // peer's stream limits are known.
+        match tokio::time::timeout(limits.header_read_timeout, connecting.handshake_data()).await {
+            Ok(Ok(_)) => connecting.into_0rtt(),
+            _ => {
+                local.handshaking.set(local.handshaking.get().saturating_sub(1));
+                local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
+                return;
+            }
+        }
+    } else {
+        Err(connecting)
+    };
+    let conn = match attempt {
         Ok((conn, accepted)) => {
             let (confirmed, done, l) = (confirmed.clone(), done.clone(), local.clone());
             tokio::task::spawn_local(async move {

@@ -198,8 +198,14 @@ fn build(
     let mut cfg = builder.with_cert_resolver(Arc::new(resolver));
     cfg.ticketer = tickets.clone();
     cfg.alpn_protocols = if quic {
-        // QUIC needs 0 or u32::MAX here; 0-RTT is off unless the listener allows it.
-        cfg.max_early_data_size = if tls.zero_rtt { u32::MAX } else { 0 };
+        if tls.zero_rtt {
+            // QUIC needs u32::MAX here. rustls accepts 0-RTT only on stateful resumption (RFC 8446
+            // §8.1): single-use session ids in this process's cache instead of stateless tickets,
+            // so an early-data flight cannot be replayed against this node.
+            cfg.max_early_data_size = u32::MAX;
+            cfg.ticketer = Arc::new(NoTickets);
+            cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(16384);
+        }
         vec![b"h3".to_vec()]
     } else if tls.http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -207,4 +213,26 @@ fn build(
         vec![b"http/1.1".to_vec()]
     };
     Ok(Some((Arc::new(cfg), infos)))
+}
+
+/// No stateless tickets (the QUIC side with 0-RTT resumes from the session cache instead).
+#[derive(Debug)]
+struct NoTickets;
+
+impl ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    fn lifetime(&self) -> u32 {
+        0
+    }
+
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }

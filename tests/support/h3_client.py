@@ -7,7 +7,8 @@ Opens one QUIC connection to 127.0.0.1:PORT (SNI "localhost", certificate not ve
 requests each PATH in turn. With --rebind N it then, N times, moves the connection to a fresh
 local UDP port (a NAT rebinding; --new-cid also switches to a new connection ID, a client
 migration) and requests the first PATH again on the same connection. With --post-bytes N every
-request is a POST of N bytes. Prints one JSON line per response:
+request is a POST of N bytes. With --zero-rtt a first connection gets a session ticket and a
+second one sends every PATH at once as 0-RTT early data. Prints one JSON line per response:
 {"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
 """
 import argparse
@@ -84,6 +85,7 @@ async def main():
     p.add_argument("--rebind", type=int, default=0)
     p.add_argument("--new-cid", action="store_true")
     p.add_argument("--post-bytes", type=int, default=0)
+    p.add_argument("--zero-rtt", action="store_true")
     a = p.parse_args()
     cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name="localhost")
     cfg.verify_mode = ssl.CERT_NONE
@@ -95,6 +97,24 @@ async def main():
         port = client._transport.get_extra_info("sockname")[1]
         print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "port": port}), flush=True)
 
+    if a.zero_rtt:
+        # A first connection for a session ticket; the requests then go as 0-RTT early data on a
+        # resumed connection (sent before the handshake completes).
+        tickets = []
+        async with connect(
+            "127.0.0.1", a.port, configuration=cfg, create_protocol=Client, session_ticket_handler=tickets.append
+        ) as client:
+            await client.request("GET", "/", b"")
+            await asyncio.sleep(0.2)
+        if not tickets:
+            raise RuntimeError("no session ticket")
+        cfg.session_ticket = tickets[-1]
+        async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client, wait_connected=False) as client:
+            results = await asyncio.gather(*(client.request(method, path, body) for path in a.paths))
+            early = client._quic.tls.early_data_accepted
+            for status, hdrs, data in results:
+                print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "early_data_accepted": early}), flush=True)
+        return
     async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client) as client:
         for path in a.paths:
             await one(client, path)

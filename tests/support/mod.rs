@@ -18,9 +18,22 @@ pub fn require(tool: &str) {
     assert!(found, "`{tool}` is required by this test but is not installed; run scripts/test.sh, which installs it");
 }
 
-/// A port nobody listens on right now.
+/// A port nobody uses right now, for TCP and UDP alike (https listeners also bind UDP for
+/// HTTP/3), never handed out twice in one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("free port");
+        let port = tcp.local_addr().expect("local addr").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A scratch directory for one test.
