@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${1:-}
-N=200000; IDLE=8000; IDLE_TLS=3000; RATE=20000; SECS=5   # IDLE: HAProxy needs 2 fds per connection under the 20,000-fd cap
-if [ "$QUICK" = "--quick" ]; then N=20000; IDLE=1000; IDLE_TLS=300; RATE=5000; SECS=2; fi
+N=200000; IDLE=8000; IDLE_TLS=3000; IDLE_H3=1000; RATE=20000; SECS=5   # IDLE: HAProxy needs 2 fds per connection under the 20,000-fd cap
+if [ "$QUICK" = "--quick" ]; then N=20000; IDLE=1000; IDLE_TLS=300; IDLE_H3=200; RATE=5000; SECS=2; fi
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 need=()
@@ -36,7 +36,7 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 ORIGIN=19100
 # --- one ECDSA P-256 certificate for every balancer's TLS listener
 openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-  -addext subjectAltName=DNS:bench.test -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+  -addext subjectAltName=DNS:bench.test,DNS:localhost -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
 cat "$DIR/cert.pem" "$DIR/key.pem" > "$DIR/haproxy.pem"
 # --- origin
 $BENCH origin --listen 127.0.0.1:$ORIGIN --threads 1 2>/dev/null & PIDS+=($!); wait_port $ORIGIN
@@ -143,8 +143,9 @@ haproxy -db -f "$DIR/haproxy.cfg" 2>"$DIR/haproxy.err" & HAPROXY_PID=$!; PIDS+=(
 cat > "$DIR/Caddyfile" <<CAD
 {
   admin off
-  auto_https off
+  auto_https disable_redirects
   servers {
+    protocols h1 h2 h3
     timeouts {
       idle 1h
     }
@@ -153,18 +154,23 @@ cat > "$DIR/Caddyfile" <<CAD
 http://127.0.0.1:19131 {
   reverse_proxy 127.0.0.1:$ORIGIN
 }
+# HTTP/3 (and TLS) for the HTTP/3 scenarios only.
+https://localhost:19133 {
+  tls $DIR/cert.pem $DIR/key.pem
+  reverse_proxy 127.0.0.1:$ORIGIN
+}
 CAD
 GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID)
 
-for p in 19101 19102 19103 19104 19111 19121 19122 19131 19141 19142 19143; do wait_port $p; done
+for p in 19101 19102 19103 19104 19111 19121 19122 19131 19133 19141 19142 19143; do wait_port $p; done
 sleep 0.5
 
-echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_uring unless marked epoll), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS scenarios use one ECDSA P-256 certificate for every balancer (Caddy is left out of them); HTTP/3 scenarios arrive with lb-quic.\"}" >> "$RAW"
+echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_uring unless marked epoll), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS scenarios use one ECDSA P-256 certificate for every balancer (Caddy is left out of them, except HTTP/3: nginx 1.22 and HAProxy 2.6 from Debian do not serve it). HTTP/3 load: lb-bench with quinn 0.11 or quiche 0.30 as the client stack.\"}" >> "$RAW"
 
 load() { # scenario label port pid args...
   local scenario=$1 label=$2 port=$3 pid=$4; shift 4
-  $BENCH load "${SCHEME:-http}://127.0.0.1:$port${PATH_:-/}" -c 16 -n $((N / 20)) >/dev/null   # warm-up
-  $BENCH load "${SCHEME:-http}://127.0.0.1:$port${PATH_:-/}" "$@" --meter "$pid" --json "$RAW" --label "$label" --scenario "$scenario"
+  $BENCH load "${SCHEME:-http}://${HOST_:-127.0.0.1}:$port${PATH_:-/}" ${WARM_ARGS:-} -c 16 -n $((N / 20)) >/dev/null   # warm-up
+  $BENCH load "${SCHEME:-http}://${HOST_:-127.0.0.1}:$port${PATH_:-/}" "$@" --meter "$pid" --json "$RAW" --label "$label" --scenario "$scenario"
 }
 
 # First, while every balancer is fresh: memory freed by earlier load would be reused and hide the cost.
@@ -180,6 +186,11 @@ for kind in tls h2tls; do
     set -- $b
     $BENCH conns 127.0.0.1:$2 -n "$IDLE_TLS" --kind $kind --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle $kind connections ($IDLE_TLS, handshake done)"
   done
+done
+echo "== idle HTTP/3 connections: resident memory per connection"
+for b in "lbd 19141 $LBD_PID" "caddy 19133 $CADDY_PID"; do
+  set -- $b
+  $BENCH conns 127.0.0.1:$2 -n "$IDLE_H3" --kind h3 --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle HTTP/3 connections ($IDLE_H3, one request done)"
 done
 echo "== HTTP/1.1 keep-alive, closed loop, 64 connections"
 for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
@@ -199,6 +210,14 @@ done
 echo "== HTTP/2 over TLS, 16 connections x 32 streams"
 for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID"; do
   set -- $b; SCHEME=https load "HTTP/2 over TLS (16 conns x 32 streams)" "$1" "$2" "$3" --h2 -c 16 -m 32 -n $((N / 2))
+done
+
+echo "== HTTP/3, 16 connections x 32 streams (quinn client, then quiche client)"
+for b in "lbd 19141 $LBD_PID" "caddy 19133 $CADDY_PID"; do
+  set -- $b; SCHEME=https HOST_=localhost WARM_ARGS=--h3 load "HTTP/3 (16 conns x 32 streams, quinn client)" "$1" "$2" "$3" --h3 -c 16 -m 32 -n $((N / 2))
+done
+for b in "lbd 19141 $LBD_PID" "caddy 19133 $CADDY_PID"; do
+  set -- $b; SCHEME=https HOST_=localhost WARM_ARGS=--h3 load "HTTP/3 (16 conns x 32 streams, quiche client)" "$1" "$2" "$3" --h3 --quiche -c 16 -m 32 -n $((N / 4))
 done
 
 echo "== full TLS 1.3 handshakes (ECDSA P-256), one request per connection, no resumption"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # HTTP/3 through lbd and through Caddy (Debian; HTTP/3 reverse proxy) to the same origin, in one
-# run, with an HTTP/3 load generator on quinn (lb-bench load --h3); lbd's own HTTP/2-over-TLS
+# run, with an HTTP/3 load generator on quinn (lb-bench load --h3) and on quiche (--h3 --quiche); lbd's own HTTP/2-over-TLS
 # figure from the same generator for comparison; memory per idle QUIC connection for both.
-#   lb-bench load --h3 -c 16 -m 32 -d 10 https://127.0.0.1:PORT/     (both balancers)
+#   lb-bench load --h3 [--quiche] -c 16 -m 32 -d 10 https://localhost:PORT/   (both balancers)
 #   lb-bench load --h2 -c 16 -m 32 -d 10 https://127.0.0.1:PORT/     (lbd, TCP+TLS)
 #   lb-bench conns --kind h3 -n 1000 127.0.0.1:PORT                  (both balancers)
 # Results: JSON lines appended to bench/results/h3.jsonl, and a summary on stdout.
@@ -69,6 +69,10 @@ for port in 19401 19411; do $B load --h3 -c 4 -m 8 -n 2000 "https://localhost:$p
 for round in 1 2; do
   $B load --h3 -c 16 -m 32 -d "$SECS" --meter $LBD_PID --label lbd --scenario h3-16x32 --json "$OUT" "https://localhost:19401/"
   $B load --h3 -c 16 -m 32 -d "$SECS" --meter $CADDY_PID --label caddy --scenario h3-16x32 --json "$OUT" "https://localhost:19411/"
+done
+for round in 1 2; do
+  $B load --h3 --quiche -c 16 -m 32 -d "$SECS" --meter $LBD_PID --label lbd --scenario h3-quiche-16x32 --json "$OUT" "https://localhost:19401/"
+  $B load --h3 --quiche -c 16 -m 32 -d "$SECS" --meter $CADDY_PID --label caddy --scenario h3-quiche-16x32 --json "$OUT" "https://localhost:19411/"
 done
 $B load --h2 -c 16 -m 32 -d "$SECS" --meter $LBD_PID --label lbd --scenario h2tls-16x32 --json "$OUT" "https://localhost:19401/"
 $B conns --kind h3 -n "$IDLE" --hold 3 --meter $LBD_PID --label lbd --scenario idle-h3 --json "$OUT" 127.0.0.1:19401

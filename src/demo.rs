@@ -83,7 +83,8 @@ pub(crate) fn run() -> ExitCode {
     let text = format!("{DEMO_CONFIG}{https}");
     daemon::run(ConfigSource::Embedded { name: "conf/demo.toml (embedded)", text }, |_| {
         eprintln!(
-            "\nlbd demo is running: HTTP on 127.0.0.1:8080, HTTPS on 127.0.0.1:8443, admin on 127.0.0.1:9901,\n\
+            "\nlbd demo is running: HTTP on 127.0.0.1:8080, HTTPS (HTTP/1.1, HTTP/2) on TCP and HTTP/3 on UDP\n\
+             127.0.0.1:8443, admin on 127.0.0.1:9901,\n\
              origins on :18081 and :18082.\n\
              Try:\n  \
              curl -s http://127.0.0.1:8080/hello                        # weighted 3:1 over origin-a and origin-b\n  \
@@ -91,6 +92,8 @@ pub(crate) fn run() -> ExitCode {
              curl -s http://127.0.0.1:8080/a/page                       # path route: always origin-a\n  \
              curl -s -H 'Host: api.localhost' -H 'X-User: alice' http://127.0.0.1:8080/  # same user, same origin\n  \
              curl -sk --http2 https://localhost:8443/hello             # HTTPS with HTTP/2 (self-signed: -k)\n  \
+             curl -sk -D- -o /dev/null https://localhost:8443/ | grep -i alt-svc   # HTTP/3 advertised\n  \
+             curl -s http://127.0.0.1:9901/metrics | grep lbd_quic_     # HTTP/3 clients (Chrome, curl --http3) use UDP :8443\n  \
              curl -s http://127.0.0.1:9901/metrics | grep lbd_requests_total\n  \
              curl -s http://127.0.0.1:9901/config\n  \
              curl -s -X POST http://127.0.0.1:9901/reload\n\

@@ -320,3 +320,16 @@ fn reload_sends_new_http3_connections_to_the_new_config_on_the_same_socket() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(field(&aioquic(s.port, &["/"])[0], "body"), "b\n");
 }
+
+#[test]
+fn connection_ids_carry_the_configured_server_id() {
+    let s = start("h3-server-id", "server_id = \"0a0b0c\"");
+    let r = aioquic(s.port, &["/", "/"]);
+    for v in &r {
+        let cid = field(v, "server_cid");
+        // First octet: config rotation 0 and the length of the rest; then the server id.
+        assert_eq!(cid.len(), 2 * 12, "{cid}");
+        assert_eq!(&cid[..2], "0b", "{cid}");
+        assert_eq!(&cid[2..8], "0a0b0c", "{cid}");
+    }
+}

@@ -157,3 +157,29 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     s.bind(&addr.into())?;
     Ok(s.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(s: &Shared) -> Vec<u8> {
+        hmac::sign(&s.reset_key, b"a connection id").as_ref().to_vec()
+    }
+
+    #[test]
+    fn a_key_file_gives_every_node_the_same_keys_and_short_files_are_refused() {
+        let dir = std::env::temp_dir().join(format!("lb-quic-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("quic.key");
+        std::fs::write(&file, [42u8; 48]).expect("write");
+        let cfg = QuicConfig { key_file: Some(file.clone()), ..QuicConfig::default() };
+        let (a, b) = (Shared::new(&cfg, 2).expect("keys"), Shared::new(&cfg, 4).expect("keys"));
+        assert_eq!(sign(&a), sign(&b), "two nodes with one key file share the reset key");
+        let random = Shared::new(&QuicConfig::default(), 2).expect("keys");
+        assert_ne!(sign(&a), sign(&random));
+        std::fs::write(&file, [1u8; 16]).expect("write");
+        let err = Shared::new(&cfg, 2).expect_err("16 bytes is too short");
+        assert!(err.contains("at least 32 bytes"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -95,7 +95,9 @@ async def main():
     async def one(client, path):
         status, hdrs, data = await client.request(method, path, body)
         port = client._transport.get_extra_info("sockname")[1]
-        print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "port": port}), flush=True)
+        # The connection ID the server chose for itself (the one this client sends to).
+        cid = client._quic._peer_cid.cid.hex()
+        print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "port": port, "server_cid": cid}), flush=True)
 
     if a.zero_rtt:
         # A first connection for a session ticket; the requests then go as 0-RTT early data on a

@@ -160,3 +160,23 @@ fn cidrs_parse_and_match() {
     assert!("10.0.0.0/33".parse::<Cidr>().is_err());
     assert!("nonsense/8".parse::<Cidr>().is_err());
 }
+
+#[test]
+fn quic_settings_decode_and_bad_ones_are_errors() {
+    let text = GOOD.replace(
+        "[admin]",
+        "[quic]\nserver_id = \"0a01\"\nsteering = \"forward\"\nretry_threshold = 0\nmax_streams = 50\n[admin]",
+    );
+    let cfg = parse(&text, "good.toml").expect("valid");
+    assert_eq!(cfg.quic.server_id, vec![0x0a, 0x01]);
+    assert_eq!(cfg.quic.steering, QuicSteering::Forward);
+    assert_eq!((cfg.quic.retry_threshold, cfg.quic.max_streams), (0, 50));
+    let defaults = parse(GOOD, "good.toml").expect("valid").quic;
+    assert_eq!(defaults, QuicConfig::default());
+
+    let errs = errors(&GOOD.replace("[admin]", "[quic]\nserver_id = \"0a1\"\nsteering = \"ebpf\"\n[admin]"));
+    assert!(errs.iter().any(|e| e.starts_with("bad.toml:7:13: `server_id` must be 1 to 14 bytes")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("`steering` must be \"cbpf\" or \"forward\"")), "{errs:#?}");
+    let errs = errors(&GOOD.replace("[admin]", "[quic]\nserver_id = \"000102030405060708090a0b0c0d0e\"\n[admin]"));
+    assert!(errs.iter().any(|e| e.contains("`server_id` must be 1 to 14 bytes")), "{errs:#?}");
+}
