@@ -253,13 +253,21 @@ fn chromium_learns_http3_from_alt_svc_and_connects_by_itself() {
     let first = chromium(&s, &profile, &format!("https://localhost:{}/first-visit", s.port), &[]);
     assert!(first.contains("a\n") || first.contains(">a"), "page: {first}");
     assert_eq!(protocols(&s, "/first-visit"), ["HTTP/2"], "the first visit came over TCP");
-    // Having read Alt-Svc, Chromium opened a QUIC connection to lbd in the background.
-    assert!(wait_until(Duration::from_secs(5), || s.lbd.metric("lbd_quic_connections_total", &[]) >= 1.0));
     let state = std::fs::read_to_string(profile.join("Default/Network Persistent State")).unwrap_or_default();
     assert!(
         state.contains("\"advertised_alpns\":[\"h3\"],") && state.contains(&format!("\"port\":{}", s.port)),
         "{state}"
     );
+    // Having read Alt-Svc, Chromium opens a QUIC connection to lbd by itself: in the background
+    // of the first visit, or (if it exited first) at the start of the next one.
+    let quic = || s.lbd.metric("lbd_quic_connections_total", &[]) >= 1.0;
+    for i in 0..3 {
+        if wait_until(Duration::from_secs(3), quic) {
+            break;
+        }
+        chromium(&s, &profile, &format!("https://localhost:{}/visit-{i}", s.port), &[]);
+    }
+    assert!(quic(), "Chromium never tried HTTP/3");
 }
 
 /// The client moves to a new UDP port 16 times (a NAT rebinding; with `new_cid`, also a new
