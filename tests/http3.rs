@@ -139,7 +139,10 @@ fn ngtcp2_client_fetches_over_http3() {
         .expect("run gtlsclient");
     assert!(out.status.success(), "gtlsclient: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(dl.join("page")).unwrap_or_default(), "a\n");
-    assert!(std::fs::read_to_string(&s.log).unwrap_or_default().contains("\"protocol\":\"HTTP/3\""));
+    // The access log is written by its own thread: give it a moment.
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&s.log).unwrap_or_default().contains("\"protocol\":\"HTTP/3\"")
+    }));
 }
 
 #[test]
@@ -221,8 +224,10 @@ fn chromium(s: &Setup, profile: &Path, url: &str, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The access log's protocol for each request whose path contains `needle`.
+/// The access log's protocol for each request whose path contains `needle` (waiting a little
+/// for the log writer's thread to write the first one).
 fn protocols(s: &Setup, needle: &str) -> Vec<String> {
+    wait_until(Duration::from_secs(5), || std::fs::read_to_string(&s.log).unwrap_or_default().contains(needle));
     let log = std::fs::read_to_string(&s.log).unwrap_or_default();
     log.lines()
         .filter(|l| l.contains(needle))
