@@ -287,8 +287,7 @@ impl Listeners {
             if self.sockets.contains_key(&(name.clone(), addr)) {
                 continue;
             }
-            let std_listener = bind_reuseport(addr, 4096).map_err(|e| e.to_string())?;
-            let socket = tokio::net::TcpListener::from_std(std_listener).map_err(|e| format!("{addr}: {e}"))?;
+            let socket = bind_reuseport(addr, 4096).map_err(|e| e.to_string())?;
             self.handles.insert(name.clone(), handle.clone());
             let task = tokio::task::spawn_local(accept_loop(ctx.clone(), socket, handle));
             self.sockets.insert((name, addr), task);

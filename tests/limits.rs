@@ -146,3 +146,24 @@ fn access_log_writes_one_json_line_per_request() {
         }
     }
 }
+
+/// Connections that have not sent a byte wait without a task (the waiting room): one that
+/// speaks after a pause is served, one that leaves silently is forgotten, and the gauges agree.
+#[test]
+fn connections_that_speak_late_are_served_and_silent_ones_are_forgotten() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let lbd = Lbd::start("late", admin, &listener_config(admin, port, &a.addr(), "", "[access_log]\npath = \"off\""));
+    let quiet: Vec<TcpStream> = (0..50).map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect")).collect();
+    let mut late = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    assert!(wait_until(Duration::from_secs(3), || lbd.metric("lbd_downstream_connections_active", &[]) == 51.0));
+    std::thread::sleep(Duration::from_millis(500));
+    late.write_all(b"GET /late HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+    let (resp, closed) = read_until_close(&mut late, Duration::from_secs(5));
+    assert!(closed && resp.starts_with("HTTP/1.1 200") && resp.ends_with("a\n"), "{resp}");
+    drop(quiet);
+    assert!(
+        wait_until(Duration::from_secs(3), || lbd.metric("lbd_downstream_connections_active", &[]) == 0.0),
+        "silent connections that closed are no longer counted"
+    );
+}

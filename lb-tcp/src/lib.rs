@@ -5,7 +5,8 @@
 //! task:
 //!
 //! ```text
-//! accept_loop ─┬─ http listener ─▶ http::server::serve_http (hyper HTTP/1.1 server)
+//! accept_loop ─┬─ http listener ─▶ waiting room (no task until the first byte; `waiting`)
+//!              │                   ─▶ http::server::serve_http (hyper HTTP/1.1 / HTTP/2 server)
 //!              │                     └─ per request: http::proxy::handle
 //!              │                          route (lb-core router) → pick (lb-core cluster state)
 //!              │                          → pool::Pool or new upstream conn → response streamed
@@ -28,3 +29,4 @@ pub mod l4;
 pub mod listener;
 pub mod pool;
 pub mod proxy_protocol;
+mod waiting;

@@ -16,9 +16,10 @@ use crate::ctx::WorkerCtx;
 
 /// Serves one client connection until it closes.
 ///
-/// Until its first byte arrives a connection costs only this small task: the TLS session,
-/// hyper's connection state and buffers (8 KiB and more) are allocated, boxed, once there is
-/// something to read. A client that sends nothing within `header_read_timeout` is closed.
+/// The accept loop calls this once the client's first byte (or EOF) arrived: until then the
+/// connection waited in the accept loop's waiting room, without a task. The TLS session, hyper's
+/// connection state and buffers (8 KiB and more) are allocated, boxed, only now. The peek below
+/// still guards against a spurious wake-up (and covers the fallback without a waiting room).
 pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
     let limits = listener.limits();
     {
