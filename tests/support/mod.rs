@@ -173,7 +173,7 @@ impl Lbd {
         let child = Command::new(LBD)
             .args(["run", "--config"])
             .arg(&path)
-            .env("LBD_LOG", "info")
+            .env("LBD_LOG", std::env::var("TEST_LBD_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
