@@ -92,9 +92,9 @@ fn lbd_sends_proxy_headers_to_backends_over_l7_and_l4() {
     );
     let _lbd = Lbd::start("pp-out", admin, &cfg);
     let (body, status) = curl_status(&["-s", "--interface", "127.0.0.9", &format!("http://127.0.0.1:{http}/")]);
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("v1 127.0.0.9:"), "{body}");
     let (body, status) = curl_status(&["-s", "--interface", "127.0.0.9", &format!("http://127.0.0.1:{tcp}/")]);
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("v2 127.0.0.9:"), "{body}");
 }
