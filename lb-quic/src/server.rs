@@ -129,7 +129,7 @@ impl H3Endpoint {
         }
     }
 
-    /// Datagrams forwarded to other workers, dropped, and received from them.
+    /// Datagrams this worker handed to other workers, and those it dropped (owner's queue full).
     pub fn forward_stats(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.stats.forwarded.load(Relaxed), self.stats.dropped.load(Relaxed))
