@@ -388,3 +388,34 @@ fn connection_ids_carry_the_configured_server_id() {
         assert_eq!(&cid[2..8], "0a0b0c", "{cid}");
     }
 }
+
+#[test]
+fn reload_adds_and_removes_http3_listeners() {
+    let s = start("h3-reload-listeners", "");
+    let port2 = free_port();
+    let text = std::fs::read_to_string(&s.lbd.config).expect("config");
+    let second = format!(
+        "[[listeners]]\nname = \"edge2\"\nkind = \"https\"\nbind = \"127.0.0.1:{port2}\"\n  [listeners.tls]\n  \
+         certificates = [{{ cert = \"a.crt\", key = \"a.key\" }}]\n  [[listeners.routes]]\n  cluster = \"c\"\n[[clusters]]"
+    );
+    let with_two = text.replacen("[[clusters]]", &second, 1);
+    let (code, body) = s.lbd.reload_with(&with_two);
+    assert_eq!(code, 200, "{body}");
+    // Every worker took its socket of the new group: connections from many ports all work.
+    for _ in 0..6 {
+        let r = aioquic(port2, &["/"]);
+        assert_eq!(field(&r[0], "body"), "a\n");
+    }
+    assert_eq!(field(&aioquic(s.port, &["/"])[0], "body"), "a\n", "the first listener kept its sockets");
+    // Removed again: its UDP port is closed (the client times out) and the first one still works.
+    let (code, body) = s.lbd.reload_with(&text);
+    assert_eq!(code, 200, "{body}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h3_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([&port2.to_string(), "/", "--deadline", "3"])
+        .output()
+        .expect("h3_client.py");
+    assert!(!out.status.success(), "HTTP/3 still served on a removed listener");
+    assert_eq!(field(&aioquic(s.port, &["/"])[0], "body"), "a\n");
+}

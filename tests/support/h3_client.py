@@ -79,6 +79,11 @@ class Client(QuicConnectionProtocol):
 
 
 async def main():
+    a = args()
+    await asyncio.wait_for(run(a), a.deadline)
+
+
+def args():
     p = argparse.ArgumentParser()
     p.add_argument("port", type=int)
     p.add_argument("paths", nargs="+")
@@ -86,7 +91,11 @@ async def main():
     p.add_argument("--new-cid", action="store_true")
     p.add_argument("--post-bytes", type=int, default=0)
     p.add_argument("--zero-rtt", action="store_true")
-    a = p.parse_args()
+    p.add_argument("--deadline", type=float, default=60, help="seconds for the whole run")
+    return p.parse_args()
+
+
+async def run(a):
     cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name="localhost")
     cfg.verify_mode = ssl.CERT_NONE
     body = bytes(i % 251 for i in range(a.post_bytes))
@@ -127,7 +136,7 @@ async def main():
 
 if __name__ == "__main__":
     try:
-        asyncio.run(asyncio.wait_for(main(), 60))
+        asyncio.run(main())
     except Exception as e:  # noqa: BLE001 - any failure is the test's failure
         print(f"h3_client: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
