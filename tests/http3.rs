@@ -419,3 +419,38 @@ fn reload_adds_and_removes_http3_listeners() {
     assert!(!out.status.success(), "HTTP/3 still served on a removed listener");
     assert_eq!(field(&aioquic(s.port, &["/"])[0], "body"), "a\n");
 }
+
+#[test]
+fn connections_past_max_connections_are_refused_and_counted() {
+    let backend = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let certs = scratch("h3-maxconn-certs");
+    make_cert(&certs, "a", "ec", &["localhost"]);
+    // One worker, so the per-worker limit is exact.
+    let cfg = h3_config(admin, port, &backend.addr(), "", "", &certs.join("access.log"))
+        .replace("workers = 2", "workers = 1")
+        .replace("kind = \"https\"", "kind = \"https\"\nmax_connections = 1");
+    let lbd = Lbd::start_with_copies("h3-maxconn", admin, &cfg, &certs, &["a.crt", "a.key"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h3_client.py");
+    // The first connection holds the only place with a slow request.
+    let holder = Command::new("python3")
+        .arg(&script)
+        .args([&port.to_string(), "/slow?ms=3000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("h3_client.py");
+    assert!(wait_until(Duration::from_secs(5), || lbd.metric("lbd_quic_connections_total", &[]) >= 1.0));
+    let refused = Command::new("python3")
+        .arg(&script)
+        .args([&port.to_string(), "/", "--deadline", "5"])
+        .output()
+        .expect("h3_client.py");
+    assert!(!refused.status.success(), "a second connection was served past max_connections = 1");
+    assert!(lbd.metric("lbd_quic_refused_total", &[]) >= 1.0);
+    let held = holder.wait_with_output().expect("holder");
+    assert!(String::from_utf8_lossy(&held.stdout).contains("\"status\": 200"), "the first connection finished");
+    // Its place is free again.
+    assert!(wait_until(Duration::from_secs(5), || lbd.metric("lbd_downstream_connections_active", &[]) == 0.0));
+    assert_eq!(field(&aioquic(port, &["/"])[0], "status"), "200");
+}
