@@ -5,7 +5,8 @@
 //! Datagrams the program cannot place fall back to the kernel's 4-tuple hash (and then to the
 //! forwarding path in [`crate::socket`]).
 //!
-//! This is the one module of lbd with `unsafe`: the `setsockopt` call, which libc and socket2 do
+//! One of the two places in lbd with `unsafe` (the other registers fds with tokio, in lb-tcp's
+//! waiting room): the `setsockopt` call, which libc and socket2 do
 //! not wrap for `SO_ATTACH_REUSEPORT_CBPF`.
 #![allow(unsafe_code)]
 
