@@ -394,7 +394,9 @@ async fn send(
             }
         }
     }
-    let mut sender = match connect(ctx, cluster, ep, proxy_header).await {
+    // Boxed: a new connection's state (TCP and TLS connect, hyper handshake) is several KB, and
+    // hyper moves the request future around; pooled requests should not carry it.
+    let mut sender = match Box::pin(connect(ctx, cluster, ep, proxy_header)).await {
         Ok(s) => s,
         Err(e) => return Err((e, Some(req))),
     };
