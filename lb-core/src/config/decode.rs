@@ -509,6 +509,10 @@ fn decode_tls(t: &DeTable<'_>, span: Span, base: &Path, errs: &mut Errors) -> Op
     if client_auth != ClientAuth::Off && client_ca.is_none() {
         errs.push(f.span.clone(), "`client_auth` needs `client_ca`, the CA bundle client certificates must chain to");
     }
+    if zero_rtt && client_auth != ClientAuth::Off {
+        // Early data reaches lbd before the client's certificate has been checked.
+        errs.push(f.span.clone(), "`zero_rtt` cannot be combined with `client_auth`: early data arrives before the client certificate is verified");
+    }
     f.finish(errs);
     Some(TlsListenerConfig {
         certificates,

@@ -180,3 +180,13 @@ fn quic_settings_decode_and_bad_ones_are_errors() {
     let errs = errors(&GOOD.replace("[admin]", "[quic]\nserver_id = \"000102030405060708090a0b0c0d0e\"\n[admin]"));
     assert!(errs.iter().any(|e| e.contains("`server_id` must be 1 to 14 bytes")), "{errs:#?}");
 }
+
+#[test]
+fn zero_rtt_and_client_certificates_exclude_each_other() {
+    let errs = errors(
+        "[[listeners]]\nname = \"e\"\nkind = \"https\"\nbind = \"127.0.0.1:8443\"\n  [listeners.tls]\n  \
+         certificates = [{ cert = \"a.crt\", key = \"a.key\" }]\n  zero_rtt = true\n  client_auth = \"required\"\n  \
+         client_ca = \"ca.crt\"\n  [[listeners.routes]]\n  cluster = \"c\"\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n",
+    );
+    assert!(errs.iter().any(|e| e.contains("`zero_rtt` cannot be combined with `client_auth`")), "{errs:#?}");
+}
