@@ -47,14 +47,11 @@ fn tls_configs(
         }
         if let Some(c) = lb_tls::quic_server_config(l, tickets)? {
             // Built here so that a listener QUIC cannot serve (no TLS 1.3 suite) rejects the config.
-
             lb_quic::server::server_config(c.clone(), shared, l.idle_timeout)
                 .map_err(|e| format!("listener `{}`: {e}", l.name))?;
             quic.insert(l.name.clone(), c);
         }
     }
-    // UDP socket groups for new HTTP/3 addresses (bound in worker order, here on one thread).
-    shared.sync(cfg)?;
     let map = TlsSet { tcp, quic, shared: shared.clone() };
     // Upstream TLS is built by each worker; check here that it loads, so a bad CA or client
     // certificate rejects the config instead of failing connections.
@@ -177,6 +174,8 @@ impl Daemon {
             None => self.tickets.borrow().clone(),
         };
         let (tls, certs) = tls_configs(&cfg, &tickets, &self.quic)?;
+        // UDP socket groups for new HTTP/3 addresses (bound in worker order, here on one thread).
+        self.quic.sync(&cfg)?;
         let snap = Arc::new(Snapshot::new(cfg, text, old.generation + 1));
         let replies: Vec<_> = self
             .workers
@@ -304,6 +303,7 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     let tickets = lb_tls::ticketer(cfg.tls_ticket_key_file.as_deref())?;
     let quic = Arc::new(lb_quic::Shared::new(&cfg.quic, cfg.workers)?);
     let (tls, certs) = tls_configs(cfg, &tickets, &quic)?;
+    quic.sync(cfg)?;
     let mut signals = Signals::new().map_err(|e| format!("signals: {e}"))?;
     let access = crate::access_log::start(&cfg.access_log).map_err(|e| e.to_string())?;
     let (log_tx, log_thread) = access.map_or((None, None), |(tx, t)| (Some(tx), Some(t)));

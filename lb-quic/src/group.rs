@@ -21,8 +21,6 @@ pub struct Group {
     /// Each worker's socket until it takes it.
     sockets: Mutex<Vec<Option<UdpSocket>>>,
     mesh: Mesh,
-    /// Whether the CBPF program is attached (else every misrouted datagram is forwarded).
-    pub steered: bool,
 }
 
 /// QUIC state shared by the workers.
@@ -103,20 +101,15 @@ impl Shared {
         for _ in 0..n {
             sockets.push(bind_udp(addr)?);
         }
-        let mut steered = false;
         if n > 1 && self.config.steering == QuicSteering::Cbpf {
-            match sockets.first().map(|s| crate::steering::attach(s, &self.layout)) {
-                Some(Ok(())) => steered = true,
-                Some(Err(e)) => {
-                    tracing::warn!(%addr, error = %e, "CBPF steering unavailable; misrouted QUIC datagrams are forwarded");
-                }
-                None => {}
+            // Without it every misrouted datagram is forwarded: slower, but correct.
+            if let Some(Err(e)) = sockets.first().map(|s| crate::steering::attach(s, &self.layout)) {
+                tracing::warn!(%addr, error = %e, "CBPF steering unavailable; misrouted QUIC datagrams are forwarded");
             }
         }
         Ok(Group {
             sockets: Mutex::new(sockets.into_iter().map(Some).collect()),
             mesh: Mesh::new(n, self.config.forward_queue),
-            steered,
         })
     }
 

@@ -96,8 +96,6 @@ pub struct ForwardStats {
     pub forwarded: AtomicU64,
     /// Datagrams dropped because the owner's inbox was full.
     pub dropped: AtomicU64,
-    /// Datagrams other workers handed to this one.
-    pub received: AtomicU64,
 }
 
 /// A worker's UDP socket for quinn.
@@ -138,9 +136,6 @@ impl WorkerSocket {
             buf[..len].copy_from_slice(&f.data[..len]);
             *m = RecvMeta { addr: f.src, len, stride: len.max(1), ecn: f.ecn, dst_ip: f.dst_ip };
             n += 1;
-        }
-        if n > 0 {
-            self.stats.received.fetch_add(n as u64, Ordering::Relaxed);
         }
         n
     }

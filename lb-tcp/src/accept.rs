@@ -187,8 +187,8 @@ pub async fn accept_loop(ctx: Rc<WorkerCtx>, socket: std::net::TcpListener, list
                 }
             }
             Wake::Arrived => {
-                for a in room.as_mut().map(WaitingRoom::arrived).unwrap_or_default() {
-                    spawn(&ctx, &listener, a.socket, a.peer, a.guard);
+                if let Some(r) = room.as_mut() {
+                    r.arrived(|a| spawn(&ctx, &listener, a.socket, a.peer, a.guard));
                 }
             }
             Wake::Accepted(Err(e)) => {

@@ -49,6 +49,8 @@ pub(crate) struct WaitingRoom<G> {
     deadlines: VecDeque<(Instant, usize, u32)>,
     generation: u32,
     len: usize,
+    /// Readable slots of one `poll`, kept to reuse its allocation.
+    ready: Vec<usize>,
 }
 
 impl<G> WaitingRoom<G> {
@@ -62,6 +64,7 @@ impl<G> WaitingRoom<G> {
             deadlines: VecDeque::new(),
             generation: 0,
             len: 0,
+            ready: Vec::new(),
         })
     }
 
@@ -102,7 +105,6 @@ impl<G> WaitingRoom<G> {
             *s = Some(Waiting { socket, peer, guard, generation });
         }
         self.deadlines.push_back((Instant::now() + timeout, slot, generation));
-        tracing::trace!(slot, "waiting room: in");
         self.len += 1;
         Ok(())
     }
@@ -130,26 +132,25 @@ impl<G> WaitingRoom<G> {
         Ok(())
     }
 
-    /// Takes every connection that became readable out of the room.
-    pub(crate) fn arrived(&mut self) -> Vec<Arrived<G>> {
-        let mut out = Vec::new();
+    /// Takes every connection that became readable out of the room and hands it to `start`.
+    pub(crate) fn arrived(&mut self, mut start: impl FnMut(Arrived<G>)) {
         loop {
             if self.poll.get_mut().poll(&mut self.events, Some(Duration::ZERO)).is_err() {
-                break;
+                return;
             }
-            let tokens: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
-            tracing::trace!(?tokens, waiting = self.len, "waiting room: readable");
-            let full = tokens.len() == self.events.capacity();
-            for t in tokens {
-                if let Some(w) = self.take(t) {
-                    out.push(Arrived { socket: w.socket, peer: w.peer, guard: w.guard });
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.extend(self.events.iter().map(|e| e.token().0));
+            let full = ready.len() == self.events.capacity();
+            for slot in ready.drain(..) {
+                if let Some(w) = self.take(slot) {
+                    start(Arrived { socket: w.socket, peer: w.peer, guard: w.guard });
                 }
             }
+            self.ready = ready;
             if !full {
-                break;
+                return;
             }
         }
-        out
     }
 
     /// Closes connections whose deadline passed; how many.
