@@ -279,3 +279,76 @@ fn bodies_stream_both_ways_intact_and_connections_are_reused() {
     assert!(ok);
     assert!(lbd.metric("lbd_upstream_requests_reused_total", &[]) >= 40.0, "{}", lbd.metrics());
 }
+
+/// lbd's HTTP/1.1 client against an origin that frames responses every way RFC 9112 allows,
+/// and closes idle keep-alive connections quickly (a short backend keep-alive timeout).
+#[test]
+fn upstream_responses_are_framed_right_and_closed_keep_alive_connections_are_not_a_failure() {
+    require("python3");
+    let backend_port = free_port();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/raw_backend.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .args(["--port", &backend_port.to_string(), "--idle", "0.05"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start raw_backend.py");
+    let _backend = Proc { child };
+    assert!(wait_until(Duration::from_secs(10), || port_open(backend_port)), "raw backend did not start");
+    let (admin, port) = (free_port(), free_port());
+    let cfg =
+        simple_config(admin, port, &[format!("127.0.0.1:{backend_port}")], "").replace("workers = 2", "workers = 1");
+    let lbd = Lbd::start("framing", admin, &cfg);
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+
+    assert_eq!(get(port, "/cl", &[]), ("cl\n".to_string(), 200));
+    // HEAD: the response's Content-Length describes a body that is not sent.
+    let (head, ok) = curl(&["-s", "-I", &url("/cl"), &url("/cl")]);
+    assert!(ok, "HEAD hung or failed: {head}");
+    assert_eq!(head.matches("content-length: 3").count(), 2, "{head}");
+    assert_eq!(get(port, "/close", &[]), ("close-delimited body\n".to_string(), 200));
+    assert_eq!(get(port, "/chunked", &[]), ("hello world\n".to_string(), 200));
+    assert_eq!(get(port, "/info", &[]), ("info\n".to_string(), 200), "1xx before the final response");
+    let (body, status) = get(port, "/garbage", &[]);
+    assert_eq!(status, 502, "{body}");
+    let (out, ok) = curl(&["-s", &url("/truncated")]);
+    assert!(!ok, "a body cut short must not reach the client as complete: {out:?}");
+
+    // Request bodies: with a length, and chunked (length unknown).
+    let dir = scratch("framing");
+    let file = dir.join("body.bin");
+    std::fs::write(&file, vec![7u8; 300_000]).expect("write");
+    let data = format!("@{}", file.display());
+    for extra in [&[][..], &["-H", "Transfer-Encoding: chunked"][..]] {
+        let mut args = vec!["-s", "-D", "-", "-o", "/dev/null", "--data-binary", &data];
+        args.extend_from_slice(extra);
+        let cl = url("/cl");
+        args.push(&cl);
+        let (headers, ok) = curl(&args);
+        assert!(ok && headers.contains("x-got: 300000"), "{extra:?}: {headers}");
+    }
+
+    // Keep-alive: back-to-back requests share an upstream connection.
+    let (out, ok) = curl(&["-s", &url("/conn"), &url("/conn")]);
+    assert!(ok, "{out}");
+    let seen: Vec<(u32, u32)> = out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(c, n)| Some((c.parse().ok()?, n.parse().ok()?)))
+        .collect();
+    assert_eq!(seen.len(), 2, "{out}");
+    assert_eq!((seen[1].0, seen[1].1), (seen[0].0, seen[0].1 + 1), "second request not on the same connection: {out}");
+
+    // The origin closes connections idle for 50 ms. Reusing one after 80 ms (no probe yet) or
+    // 300 ms (probed) must still succeed: a GET is resent, a POST waits for a checked connection.
+    for (pause, method) in [(80, "GET"), (300, "GET"), (80, "POST"), (300, "POST")] {
+        assert_eq!(get(port, "/conn", &[]).1, 200);
+        std::thread::sleep(Duration::from_millis(pause));
+        let target = url("/conn");
+        let args: &[&str] = if method == "GET" { &["-s", &target] } else { &["-s", "--data-binary", "x", &target] };
+        let (body, status) = curl_status(args);
+        assert_eq!(status, 200, "{method} after {pause} ms idle: {body}");
+    }
+    assert!(lbd.metric("lbd_upstream_requests_reused_total", &[]) >= 1.0, "{}", lbd.metrics());
+}

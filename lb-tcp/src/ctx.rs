@@ -2,7 +2,7 @@
 //! and pool, the metrics registry, and the random source. `Rc`/`RefCell`, never `Arc`/`Mutex`:
 //! nothing here is touched by another thread. Borrows are never held across an `.await`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -89,6 +89,8 @@ pub struct WorkerCtx {
     pub state: RefCell<WorkerState>,
     access_log: Option<crossbeam_channel::Sender<AccessRecord>>,
     drain: watch::Sender<bool>,
+    /// Open upstream HTTP/1.1 connections (each holds a count; see `http::client`).
+    pub(crate) h1_open: Rc<Cell<u64>>,
 }
 
 impl WorkerCtx {
@@ -109,6 +111,7 @@ impl WorkerCtx {
             state: RefCell::new(WorkerState { snapshot, clusters, metrics, rng, request_seq: 0 }),
             access_log,
             drain,
+            h1_open: Rc::new(Cell::new(0)),
         })
     }
 
@@ -229,7 +232,9 @@ impl WorkerCtx {
                 });
             }
         }
-        st.metrics.stats(self.id, self.backend.as_str(), clusters, endpoints)
+        let mut stats = st.metrics.stats(self.id, self.backend.as_str(), clusters, endpoints);
+        stats.counters.upstream_active += self.h1_open.get();
+        stats
     }
 }
 

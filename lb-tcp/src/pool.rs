@@ -4,53 +4,48 @@
 
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper::Request;
 
-use crate::http::body::RequestBody;
-use hyper::client::conn::{http1, http2, TrySendError};
-use hyper::{Request, Response};
+use crate::http::body::{RequestBody, UpBody};
+use crate::http::client::{H1Conn, SendError};
+use crate::http::error::ProxyError;
 
-/// A connection's request handle.
+/// A connection a request can go out on.
 #[derive(Debug)]
 pub enum Sender {
-    /// One request at a time.
-    H1(http1::SendRequest<RequestBody>),
+    /// One request at a time; the connection travels with the response body and comes back
+    /// through [`Pool::put`].
+    H1(Box<H1Conn>),
     /// Many streams at once (a clone of the shared handle).
     H2(http2::SendRequest<RequestBody>),
 }
 
 impl Sender {
-    /// Whether the connection is gone.
-    pub fn is_closed(&self) -> bool {
+    /// Sends a request and waits for the response head. An error that gives the request back
+    /// means it may be sent again on another connection.
+    pub async fn send(self, req: Request<RequestBody>) -> Result<hyper::Response<UpBody>, SendError> {
         match self {
-            Self::H1(s) => s.is_closed(),
-            Self::H2(s) => s.is_closed(),
-        }
-    }
-
-    /// Waits until a request can be sent.
-    pub async fn ready(&mut self) -> hyper::Result<()> {
-        match self {
-            Self::H1(s) => s.ready().await,
-            Self::H2(s) => s.ready().await,
-        }
-    }
-
-    /// Sends a request; an error that gives the request back means it was never sent.
-    pub async fn try_send(
-        &mut self,
-        req: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<RequestBody>>> {
-        match self {
-            Self::H1(s) => s.try_send_request(req).await,
-            Self::H2(s) => s.try_send_request(req).await,
+            Self::H1(conn) => conn.send(req).await.map(|r| r.map(UpBody::H1)),
+            Self::H2(mut s) => {
+                if let Err(e) = s.ready().await {
+                    return Err((ProxyError::Upstream(e.into()), Some(req)));
+                }
+                match s.try_send_request(req).await {
+                    Ok(r) => Ok(r.map(UpBody::H2)),
+                    Err(mut e) => {
+                        let back = e.take_message();
+                        Err((ProxyError::Upstream(e.into_error().into()), back))
+                    }
+                }
+            }
         }
     }
 }
 
 #[derive(Debug)]
 struct Idle {
-    sender: http1::SendRequest<RequestBody>,
+    conn: Box<H1Conn>,
     since: Instant,
 }
 
@@ -75,8 +70,9 @@ impl Pool {
     }
 
     /// A usable connection to endpoint `ep`: the shared HTTP/2 one, or an idle HTTP/1.1 one that
-    /// is still open and not expired.
-    pub fn take(&mut self, ep: usize, now: Instant) -> Option<Sender> {
+    /// is still open and not expired. `careful`: the request cannot be resent, so the
+    /// connection is checked for a close however briefly it was idle.
+    pub fn take(&mut self, ep: usize, now: Instant, careful: bool) -> Option<Sender> {
         if let Some(Some(h2)) = self.shared.get(ep) {
             if !h2.is_closed() {
                 return Some(Sender::H2(h2.clone()));
@@ -84,8 +80,9 @@ impl Pool {
         }
         let list = self.idle.get_mut(ep)?;
         while let Some(c) = list.pop() {
-            if !c.sender.is_closed() && now.saturating_duration_since(c.since) < self.idle_timeout {
-                return Some(Sender::H1(c.sender));
+            let idle = now.saturating_duration_since(c.since);
+            if idle < self.idle_timeout && c.conn.reusable(idle, careful) {
+                return Some(Sender::H1(c.conn));
             }
         }
         None
@@ -98,22 +95,23 @@ impl Pool {
         }
     }
 
-    /// Returns a connection whose last response is complete (HTTP/2 handles just drop: the
-    /// shared connection stays).
-    pub fn put(&mut self, ep: usize, sender: Sender, now: Instant) {
-        let Sender::H1(sender) = sender else { return };
+    /// Returns an HTTP/1.1 connection whose last response is complete.
+    pub fn put(&mut self, ep: usize, conn: Box<H1Conn>, now: Instant) {
         if let Some(list) = self.idle.get_mut(ep) {
-            if list.len() < self.max_idle && !sender.is_closed() {
-                list.push(Idle { sender, since: now });
+            if list.len() < self.max_idle {
+                list.push(Idle { conn, since: now });
             }
         }
     }
 
-    /// Drops expired or closed idle connections (closing them) and closed shared ones.
+    /// Drops (closing) expired idle connections, those the backend closed, and closed shared ones.
     pub fn sweep(&mut self, now: Instant) {
         let timeout = self.idle_timeout;
         for list in &mut self.idle {
-            list.retain(|c| !c.sender.is_closed() && now.saturating_duration_since(c.since) < timeout);
+            list.retain(|c| {
+                let idle = now.saturating_duration_since(c.since);
+                idle < timeout && c.conn.reusable(idle, false)
+            });
         }
         for slot in &mut self.shared {
             if slot.as_ref().is_some_and(http2::SendRequest::is_closed) {

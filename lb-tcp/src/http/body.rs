@@ -1,6 +1,7 @@
 //! The response body lbd sends: an upstream body streamed frame by frame, or a short body of
-//! its own. When an upstream body ends cleanly its connection goes back to the pool; when it is
-//! dropped early the connection is closed. Either way the endpoint's in-flight count drops.
+//! its own. When an upstream HTTP/1.1 body ends cleanly its connection goes back to the pool;
+//! when it is dropped early the connection is closed. Either way the endpoint's in-flight count
+//! drops.
 
 use std::pin::Pin;
 use std::rc::Rc;
@@ -12,26 +13,63 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use lb_core::health::Outcome;
 
+use super::client::H1Body;
 use crate::activity::Activity;
 use crate::ctx::ClusterRt;
-use crate::pool::Sender;
+
+/// A response body from a backend.
+#[derive(Debug)]
+pub enum UpBody {
+    /// From lbd's HTTP/1.1 client; holds its connection until the end.
+    H1(H1Body),
+    /// A stream of a shared HTTP/2 connection (hyper's client).
+    H2(Incoming),
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::H1(b) => Pin::new(b).poll_frame(cx),
+            Self::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::H1(b) => b.is_end_stream(),
+            Self::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::H1(b) => b.size_hint(),
+            Self::H2(b) => b.size_hint(),
+        }
+    }
+}
 
 /// What to do when an upstream body ends.
 #[derive(Debug)]
 pub(crate) struct Release {
     pub(crate) cluster: Rc<ClusterRt>,
     pub(crate) endpoint: usize,
-    /// `None` for upgraded connections, which never return to the pool.
-    pub(crate) sender: Option<Sender>,
     pub(crate) outcome: Outcome,
 }
 
 impl Release {
-    fn finish(mut self, clean: bool) {
+    /// Ends the request on its endpoint; a cleanly finished HTTP/1.1 body gives its connection
+    /// back to the pool.
+    fn finish(self, body: &mut UpBody, clean: bool) {
         let now = Instant::now();
         self.cluster.state.borrow_mut().end_request(self.endpoint, self.outcome, now);
-        if let (true, Some(sender)) = (clean, self.sender.take()) {
-            self.cluster.pool.borrow_mut().put(self.endpoint, sender, now);
+        if let (true, UpBody::H1(b)) = (clean, body) {
+            if let Some(conn) = b.take_reusable() {
+                self.cluster.pool.borrow_mut().put(self.endpoint, conn, now);
+            }
         }
     }
 }
@@ -66,7 +104,7 @@ enum Kind {
     /// Streamed from a backend.
     Upstream {
         /// The backend's body.
-        inner: Incoming,
+        inner: UpBody,
         /// Released at the end.
         release: Option<Release>,
     },
@@ -85,7 +123,7 @@ impl ProxyBody {
         Self { kind: Kind::Full(Some(s.into())), in_flight: None }
     }
 
-    pub(crate) fn upstream(inner: Incoming, release: Release) -> Self {
+    pub(crate) fn upstream(inner: UpBody, release: Release) -> Self {
         Self { kind: Kind::Upstream { inner, release: Some(release) }, in_flight: None }
     }
 
@@ -96,9 +134,9 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
             Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Kind::Upstream { inner, release } => {
@@ -106,18 +144,18 @@ impl Body for ProxyBody {
                 match &r {
                     Poll::Ready(None) => {
                         if let Some(rel) = release.take() {
-                            rel.finish(true);
+                            rel.finish(inner, true);
                         }
                     }
                     Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => {
                         if let Some(rel) = release.take() {
-                            rel.finish(true);
+                            rel.finish(inner, true);
                         }
                     }
                     Poll::Ready(Some(Err(_))) => {
                         if let Some(mut rel) = release.take() {
                             rel.outcome = Outcome::ConnectFailure;
-                            rel.finish(false);
+                            rel.finish(inner, false);
                         }
                     }
                     _ => {}
@@ -149,7 +187,7 @@ impl Drop for ProxyBody {
             if let Some(rel) = release.take() {
                 // A body that was complete when dropped (e.g. HEAD, 204) leaves a reusable connection.
                 let clean = inner.is_end_stream();
-                rel.finish(clean);
+                rel.finish(inner, clean);
             }
         }
     }

@@ -20,8 +20,8 @@ pub enum ProxyError {
     Connect(std::io::Error),
     /// Connecting took longer than `connect_timeout`.
     ConnectTimeout,
-    /// The upstream connection broke after the request was sent.
-    Upstream(hyper::Error),
+    /// The upstream connection broke, or its response was malformed.
+    Upstream(super::body::BoxError),
     /// No response head within `request_timeout`.
     UpstreamTimeout,
 }

@@ -1,8 +1,10 @@
-//! The HTTP/1.1 reverse proxy: [`server`] runs a client connection, [`proxy`] takes each request
-//! to a backend, [`body`] streams the answer back and releases the upstream connection,
-//! [`headers`] applies the proxy header rules, [`error`] maps failures to statuses.
+//! The HTTP reverse proxy: [`server`] runs a client connection, [`proxy`] takes each request
+//! to a backend, over lbd's own HTTP/1.1 [`client`] or hyper's HTTP/2 one, [`body`] streams the
+//! answer back and releases the upstream connection, [`headers`] applies the proxy header rules,
+//! [`error`] maps failures to statuses.
 
 pub mod body;
+pub mod client;
 pub mod error;
 pub mod headers;
 pub mod proxy;

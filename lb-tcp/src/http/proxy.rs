@@ -8,7 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
@@ -19,7 +18,8 @@ use lb_core::health::Outcome;
 use lb_core::snapshot::{ListenerPlan, Snapshot};
 use tokio::net::TcpStream;
 
-use super::body::{InFlight, ProxyBody, Release, RequestBody};
+use super::body::{InFlight, ProxyBody, Release, RequestBody, UpBody};
+use super::client::{is_idempotent, H1Conn, UpIo};
 use super::error::ProxyError;
 use super::headers::{add_forwarded, forwarded_for, is_upgrade, request_id, strip_hop_by_hop};
 use crate::activity::Activity;
@@ -329,22 +329,22 @@ async fn proxy(
             .zip(conn.local)
             .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
         match send(ctx, &cluster, ep, req, proxy_header.as_deref()).await {
-            Ok((mut resp, sender)) => {
+            Ok(mut resp) => {
                 let status = resp.status();
                 let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
                 let switching = upgrade && status == StatusCode::SWITCHING_PROTOCOLS;
                 if switching {
-                    let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                    if let Some(down) = downstream_upgrade.take() {
-                        tokio::task::spawn_local(tunnel(down, upstream_upgrade));
+                    if let (Some(down), UpBody::H1(body)) = (downstream_upgrade.take(), resp.body_mut()) {
+                        if let Some(up) = body.take_upgraded() {
+                            tokio::task::spawn_local(tunnel(down, up));
+                        }
                     }
                 }
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers, switching);
                 // The client's connection decides the wire version, whatever the backend spoke.
                 parts.version = Version::HTTP_11;
-                let release =
-                    Release { cluster: cluster.clone(), endpoint: ep, sender: (!switching).then_some(sender), outcome };
+                let release = Release { cluster: cluster.clone(), endpoint: ep, outcome };
                 return Ok(Response::from_parts(parts, ProxyBody::upstream(body, release)));
             }
             Err((e, back)) => {
@@ -368,10 +368,10 @@ async fn proxy(
     Err(last)
 }
 
-type SendResult = Result<(Response<Incoming>, Sender), (ProxyError, Option<Request<RequestBody>>)>;
+type SendResult = Result<Response<UpBody>, (ProxyError, Option<Request<RequestBody>>)>;
 
-/// Sends on a pooled connection if one is ready, else on a new one. A pooled connection that
-/// turns out closed before the request went out is not a failure: a fresh one is tried.
+/// Sends on a pooled connection if there is one, else on a new one. A pooled connection that
+/// turns out closed before the request could be acted on is not a failure: a fresh one is tried.
 async fn send(
     ctx: &Rc<WorkerCtx>,
     cluster: &ClusterRt,
@@ -380,40 +380,38 @@ async fn send(
     proxy_header: Option<&[u8]>,
 ) -> SendResult {
     let timeout = cluster.cfg.request_timeout;
-    let pooled = cluster.pool.borrow_mut().take(ep, Instant::now());
-    if let Some(mut sender) = pooled {
-        if sender.ready().await.is_ok() {
-            ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
-            match tokio::time::timeout(timeout, sender.try_send(req)).await {
-                Ok(Ok(resp)) => return Ok((resp, sender)),
-                Ok(Err(mut e)) => match e.take_message() {
-                    Some(back) => req = back,
-                    None => return Err((ProxyError::Upstream(e.into_error()), None)),
-                },
-                Err(_) => return Err((ProxyError::UpstreamTimeout, None)),
+    // A request that could not be sent again (not idempotent, or its body will be consumed)
+    // gets a connection checked for a close by the backend.
+    let careful = !is_idempotent(req.method()) || !http_body::Body::is_end_stream(req.body());
+    let pooled = cluster.pool.borrow_mut().take(ep, Instant::now(), careful);
+    if let Some(sender) = pooled {
+        ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
+        match tokio::time::timeout(timeout, sender.send(req)).await {
+            Ok(Ok(resp)) => return Ok(resp),
+            Ok(Err((e, Some(back)))) => {
+                tracing::debug!(worker = ctx.id, error = %e, "pooled upstream connection was closed; opening a new one");
+                req = back;
             }
+            Ok(Err((e, None))) => return Err((e, None)),
+            Err(_) => return Err((ProxyError::UpstreamTimeout, None)),
         }
     }
     // Boxed: a new connection's state (TCP and TLS connect, hyper handshake) is several KB, and
     // hyper moves the request future around; pooled requests should not carry it.
-    let mut sender = match Box::pin(connect(ctx, cluster, ep, proxy_header)).await {
+    let sender = match Box::pin(connect(ctx, cluster, ep, proxy_header)).await {
         Ok(s) => s,
         Err(e) => return Err((e, Some(req))),
     };
-    match tokio::time::timeout(timeout, sender.try_send(req)).await {
-        Ok(Ok(resp)) => Ok((resp, sender)),
-        Ok(Err(mut e)) => {
-            let back = e.take_message();
-            Err((ProxyError::Upstream(e.into_error()), back))
-        }
+    match tokio::time::timeout(timeout, sender.send(req)).await {
+        Ok(r) => r,
         Err(_) => Err((ProxyError::UpstreamTimeout, None)),
     }
 }
 
-/// Opens an upstream HTTP/1.1 connection and drives it on this worker.
-/// Opens an upstream HTTP/1.1 connection (with TLS when the cluster says so) and drives it on
-/// this worker. With `proxy_header`, that PROXY protocol header is written first. (A pooled
-/// connection keeps the header of the client it was opened for, as HAProxy's reuse does.)
+/// Opens an upstream connection (with TLS when the cluster says so): lbd's HTTP/1.1 client, or
+/// an HTTP/2 connection driven on this worker. With `proxy_header`, that PROXY protocol header
+/// is written first. (A pooled connection keeps the header of the client it was opened for, as
+/// HAProxy's reuse does.)
 async fn connect(
     ctx: &Rc<WorkerCtx>,
     cluster: &ClusterRt,
@@ -431,64 +429,55 @@ async fn connect(
     if let Some(h) = proxy_header {
         tokio::io::AsyncWriteExt::write_all(&mut stream, h).await.map_err(ProxyError::Connect)?;
     }
-    if cluster.cfg.tls.is_none() {
-        return handshake(ctx, cluster, ep, stream).await;
-    }
-    let (Some(tls), Some(name)) = (&cluster.tls, cluster.server_name(ep)) else {
-        return Err(ProxyError::Connect(std::io::Error::other("upstream TLS is not usable (see the log)")));
+    let io = if cluster.cfg.tls.is_none() {
+        UpIo::Plain(stream)
+    } else {
+        let (Some(tls), Some(name)) = (&cluster.tls, cluster.server_name(ep)) else {
+            return Err(ProxyError::Connect(std::io::Error::other("upstream TLS is not usable (see the log)")));
+        };
+        let connector = tokio_rustls::TlsConnector::from(tls.clone());
+        match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+            Ok(Ok(s)) => UpIo::Tls(Box::new(s)),
+            Ok(Err(e)) => return Err(ProxyError::Connect(e)),
+            Err(_) => return Err(ProxyError::ConnectTimeout),
+        }
     };
-    let connector = tokio_rustls::TlsConnector::from(tls.clone());
-    match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
-        Ok(Ok(s)) => handshake(ctx, cluster, ep, s).await,
-        Ok(Err(e)) => Err(ProxyError::Connect(e)),
-        Err(_) => Err(ProxyError::ConnectTimeout),
+    ctx.state.borrow_mut().metrics.counters.upstream_connects += 1;
+    match cluster.cfg.protocol {
+        UpstreamProtocol::Http1 => Ok(Sender::H1(Box::new(H1Conn::new(io, &ctx.h1_open)))),
+        UpstreamProtocol::Http2 => handshake_h2(ctx, cluster, ep, io).await,
     }
 }
 
-/// HTTP/1.1 or HTTP/2 handshake on an upstream stream; the connection is driven by a local
-/// task. An HTTP/2 connection becomes the endpoint's shared one.
-async fn handshake<I>(ctx: &Rc<WorkerCtx>, cluster: &ClusterRt, ep: usize, io: I) -> Result<Sender, ProxyError>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+/// HTTP/2 handshake on an upstream stream; the connection is driven by a local task and
+/// becomes the endpoint's shared one.
+async fn handshake_h2(ctx: &Rc<WorkerCtx>, cluster: &ClusterRt, ep: usize, io: UpIo) -> Result<Sender, ProxyError> {
     let addr = cluster.address(ep);
-    let io = TokioIo::new(io);
-    let (sender, driver): (Sender, std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Result<()>>>>) =
-        match cluster.cfg.protocol {
-            UpstreamProtocol::Http1 => {
-                let (s, c) =
-                    hyper::client::conn::http1::Builder::new().handshake(io).await.map_err(ProxyError::Upstream)?;
-                (Sender::H1(s), Box::pin(c.with_upgrades()))
-            }
-            UpstreamProtocol::Http2 => {
-                let (s, c) = hyper::client::conn::http2::Builder::new(super::LocalExec)
-                    .handshake(io)
-                    .await
-                    .map_err(ProxyError::Upstream)?;
-                cluster.pool.borrow_mut().share(ep, &s);
-                (Sender::H2(s), Box::pin(c))
-            }
-        };
-    {
-        let mut st = ctx.state.borrow_mut();
-        st.metrics.counters.upstream_connects += 1;
-        st.metrics.counters.upstream_active += 1;
-    }
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(super::LocalExec)
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ProxyError::Upstream(e.into()))?;
+    cluster.pool.borrow_mut().share(ep, &sender);
+    ctx.state.borrow_mut().metrics.counters.upstream_active += 1;
     let ctx = ctx.clone();
     tokio::task::spawn_local(async move {
-        if let Err(e) = driver.await {
+        if let Err(e) = conn.await {
             tracing::debug!(%addr, error = %e, "upstream connection ended");
         }
         ctx.state.borrow_mut().metrics.counters.upstream_active -= 1;
     });
-    Ok(sender)
+    Ok(Sender::H2(sender))
 }
 
 /// Copies bytes both ways between an upgraded client and backend (WebSocket and friends).
-async fn tunnel(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade) {
-    let (Ok(down), Ok(up)) = tokio::join!(down, up) else { return };
+async fn tunnel(down: hyper::upgrade::OnUpgrade, up: Box<H1Conn>) {
+    let Ok(down) = down.await else { return };
     let mut down = TokioIo::new(down);
-    let mut up = TokioIo::new(up);
+    let (mut up, early) = up.into_upgraded();
+    // Bytes the backend sent right behind its 101 response.
+    if !early.is_empty() && tokio::io::AsyncWriteExt::write_all(&mut down, &early).await.is_err() {
+        return;
+    }
     if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
         tracing::debug!(error = %e, "upgraded connection ended");
     }
