@@ -10,6 +10,7 @@ use hyper::Request;
 use crate::http::body::{RequestBody, UpBody};
 use crate::http::client::{H1Conn, SendError};
 use crate::http::error::ProxyError;
+use crate::http::headers::Forwarding;
 
 /// A connection a request can go out on.
 #[derive(Debug)]
@@ -22,12 +23,17 @@ pub enum Sender {
 }
 
 impl Sender {
-    /// Sends a request and waits for the response head. An error that gives the request back
+    /// Sends a request with the forwarding headers `fwd` and waits for the response head. An error that gives the request back
     /// means it may be sent again on another connection.
-    pub async fn send(self, req: Request<RequestBody>) -> Result<hyper::Response<UpBody>, SendError> {
+    pub async fn send(
+        self,
+        mut req: Request<RequestBody>,
+        fwd: &Forwarding,
+    ) -> Result<hyper::Response<UpBody>, SendError> {
         match self {
-            Self::H1(conn) => conn.send(req).await.map(|r| r.map(UpBody::H1)),
+            Self::H1(conn) => conn.send(req, fwd).await.map(|r| r.map(UpBody::H1)),
             Self::H2(mut s) => {
+                fwd.apply(req.headers_mut());
                 if let Err(e) = s.ready().await {
                     return Err((ProxyError::Upstream(e.into()), Some(req)));
                 }

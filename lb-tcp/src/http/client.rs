@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 
 use super::body::{BoxError, RequestBody};
 use super::error::ProxyError;
+use super::headers::Forwarding;
 
 /// Largest response head read (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
@@ -183,11 +184,15 @@ impl H1Conn {
 
     /// Sends `req` and reads the response head. The body is read by the returned [`H1Body`],
     /// which owns the connection until the body ends.
-    pub async fn send(mut self: Box<Self>, mut req: Request<RequestBody>) -> Result<Response<H1Body>, SendError> {
+    pub async fn send(
+        mut self: Box<Self>,
+        mut req: Request<RequestBody>,
+        fwd: &Forwarding,
+    ) -> Result<Response<H1Body>, SendError> {
         let reused = self.served > 0;
         self.served += 1;
         let head_only = req.method() == Method::HEAD;
-        let framing = self.encode_head(&req);
+        let framing = self.encode_head(&req, fwd);
         let mut body_started = false;
         // Given back (to be sent on another connection) only while intact and not acted on:
         // its head did not fully go out, or a reused connection closed before any reply to an
@@ -217,8 +222,9 @@ impl H1Conn {
         }
     }
 
-    /// Writes the request line and headers into `wbuf`; returns the body's framing.
-    fn encode_head(&mut self, req: &Request<RequestBody>) -> ReqFraming {
+    /// Writes the request line, the request's headers with `fwd`'s in place of the client's
+    /// copies, into `wbuf`; returns the body's framing.
+    fn encode_head(&mut self, req: &Request<RequestBody>, fwd: &Forwarding) -> ReqFraming {
         let w = &mut self.wbuf;
         w.clear();
         w.extend_from_slice(req.method().as_str().as_bytes());
@@ -229,16 +235,14 @@ impl H1Conn {
         for (name, value) in req.headers() {
             if name == header::CONTENT_LENGTH {
                 length = std::str::from_utf8(value.as_bytes()).ok().and_then(|v| v.trim().parse::<u64>().ok());
-            } else if name == header::EXPECT {
-                // The body is sent without waiting for `100 Continue` (the client already got
-                // one from lbd when its body was first read).
+            } else if name == header::EXPECT || fwd.replaces(name) {
+                // Expect: the body is sent without waiting for `100 Continue` (the client
+                // already got one from lbd when its body was first read).
                 continue;
             }
-            w.extend_from_slice(name.as_str().as_bytes());
-            w.extend_from_slice(b": ");
-            w.extend_from_slice(value.as_bytes());
-            w.extend_from_slice(b"\r\n");
+            put_header(w, name, value);
         }
+        fwd.each(|name, value| put_header(w, name, value));
         let body = req.body();
         let framing = match length {
             Some(n) => ReqFraming::Length(n),
@@ -407,6 +411,13 @@ impl H1Conn {
     pub fn into_upgraded(self) -> (UpIo, BytesMut) {
         (self.io, self.buf)
     }
+}
+
+fn put_header(w: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    w.extend_from_slice(name.as_str().as_bytes());
+    w.extend_from_slice(b": ");
+    w.extend_from_slice(value.as_bytes());
+    w.extend_from_slice(b"\r\n");
 }
 
 /// Methods a client may repeat (RFC 9110 §9.2.2).

@@ -78,34 +78,98 @@ pub fn forwarded_for(client: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// Appends the client (`xff`, from [`forwarded_for`]) to `X-Forwarded-For`, sets
-/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, xff: &HeaderValue, proto: &'static str) {
-    let chained = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => {
-            HeaderValue::from_str(&format!("{prev}, {}", xff.to_str().unwrap_or(""))).ok()
+/// `X-Forwarded-Client-Cert`.
+pub static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+
+/// The headers lbd adds to a request on its way to a backend, worked out once per request:
+/// `X-Forwarded-For` (the client appended), `-Proto`, `-Host`, `X-Forwarded-Client-Cert` (only
+/// lbd says whose certificate it was: a client's own copy is dropped) and `X-Request-Id` (kept
+/// when the client's is sane). They are set into the header map for HTTP/2 backends
+/// ([`Forwarding::apply`]); for HTTP/1.1 backends they are written straight into the request head
+/// in place of the client's copies ([`Forwarding::replaces`], [`Forwarding::each`]), so the
+/// common path changes no header map.
+#[derive(Debug)]
+pub struct Forwarding {
+    xff: HeaderValue,
+    proto: HeaderValue,
+    host: Option<HeaderValue>,
+    client_cert: Option<HeaderValue>,
+    /// Set when the client's id is missing or not kept.
+    request_id: Option<HeaderValue>,
+}
+
+impl Forwarding {
+    /// The forwarding headers for a request with `headers` from client `xff` (see
+    /// [`forwarded_for`]) over `proto`; also returns the request id the backend will see.
+    pub fn new(
+        headers: &HeaderMap,
+        xff: &HeaderValue,
+        proto: &'static str,
+        client_cert: Option<&HeaderValue>,
+        fresh_id: impl FnOnce() -> HeaderValue,
+    ) -> (Self, HeaderValue) {
+        let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => {
+                HeaderValue::from_str(&format!("{prev}, {}", xff.to_str().unwrap_or("")))
+                    .unwrap_or_else(|_| xff.clone())
+            }
+            _ => xff.clone(),
+        };
+        let (id, request_id) = match headers.get(&X_REQUEST_ID) {
+            Some(v) if sane_id(v.as_bytes()) => (v.clone(), None),
+            _ => {
+                let id = fresh_id();
+                (id.clone(), Some(id))
+            }
+        };
+        let fwd = Self {
+            xff,
+            proto: HeaderValue::from_static(proto),
+            host: headers.get(header::HOST).cloned(),
+            client_cert: client_cert.cloned(),
+            request_id,
+        };
+        (fwd, id)
+    }
+
+    /// Whether the client's header `name` is replaced (or dropped) by these.
+    pub fn replaces(&self, name: &HeaderName) -> bool {
+        *name == X_FORWARDED_FOR
+            || *name == X_FORWARDED_PROTO
+            || *name == X_FORWARDED_CLIENT_CERT
+            || (self.host.is_some() && *name == X_FORWARDED_HOST)
+            || (self.request_id.is_some() && *name == X_REQUEST_ID)
+    }
+
+    /// Calls `f` with each header to add.
+    pub fn each(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
+        f(&X_FORWARDED_FOR, &self.xff);
+        f(&X_FORWARDED_PROTO, &self.proto);
+        if let Some(v) = &self.host {
+            f(&X_FORWARDED_HOST, v);
         }
-        _ => None,
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), chained.unwrap_or_else(|| xff.clone()));
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
+        if let Some(v) = &self.client_cert {
+            f(&X_FORWARDED_CLIENT_CERT, v);
+        }
+        if let Some(v) = &self.request_id {
+            f(&X_REQUEST_ID, v);
+        }
+    }
+
+    /// Sets these into a header map.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if self.client_cert.is_none() {
+            headers.remove(&X_FORWARDED_CLIENT_CERT);
+        }
+        self.each(|name, value| {
+            headers.insert(name.clone(), value.clone());
+        });
     }
 }
 
-/// Keeps a client's `X-Request-Id` when it is short and printable, else sets `fresh()`; returns
-/// the id sent upstream.
-pub fn request_id(headers: &mut HeaderMap, fresh: impl FnOnce() -> HeaderValue) -> HeaderValue {
-    if let Some(v) = headers.get(&X_REQUEST_ID) {
-        let b = v.as_bytes();
-        if !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic) {
-            return v.clone();
-        }
-    }
-    let id = fresh();
-    headers.insert(X_REQUEST_ID.clone(), id.clone());
-    id
+/// A client's `X-Request-Id` is kept when short and printable.
+fn sane_id(b: &[u8]) -> bool {
+    !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
 }
 
 #[cfg(test)]
@@ -149,21 +213,51 @@ mod tests {
         assert!(!is_upgrade(&map(&[("upgrade", "websocket")])), "Upgrade without Connection: upgrade is not one");
     }
 
+    fn forwarded(h: &mut HeaderMap, cert: Option<&HeaderValue>) -> HeaderValue {
+        let (fwd, id) = Forwarding::new(h, &forwarded_for("192.0.2.7".parse().expect("ip")), "http", cert, || {
+            HeaderValue::from_static("new")
+        });
+        fwd.apply(h);
+        id
+    }
+
     #[test]
     fn forwarded_headers_append_and_set() {
         let mut h = map(&[("host", "example.com"), ("x-forwarded-for", "10.0.0.1"), ("x-forwarded-proto", "https")]);
-        add_forwarded(&mut h, &forwarded_for("192.0.2.7".parse().expect("ip")), "http");
+        forwarded(&mut h, None);
         assert_eq!(h.get("x-forwarded-for").and_then(|v| v.to_str().ok()), Some("10.0.0.1, 192.0.2.7"));
         assert_eq!(h.get("x-forwarded-proto").and_then(|v| v.to_str().ok()), Some("http"));
         assert_eq!(h.get("x-forwarded-host").and_then(|v| v.to_str().ok()), Some("example.com"));
+        let mut h = map(&[("x-forwarded-client-cert", "forged")]);
+        forwarded(&mut h, None);
+        assert!(h.get("x-forwarded-client-cert").is_none(), "a client's own copy is dropped");
+        forwarded(&mut h, Some(&HeaderValue::from_static("CN=client")));
+        assert_eq!(h.get("x-forwarded-client-cert").and_then(|v| v.to_str().ok()), Some("CN=client"));
     }
 
     #[test]
     fn request_id_is_kept_when_sane_and_replaced_otherwise() {
         let mut h = map(&[("x-request-id", "abc-123")]);
-        assert_eq!(request_id(&mut h, || HeaderValue::from_static("new")), "abc-123");
+        assert_eq!(forwarded(&mut h, None), "abc-123");
+        assert_eq!(h.get("x-request-id").and_then(|v| v.to_str().ok()), Some("abc-123"));
         let mut h = map(&[("x-request-id", "has space")]);
-        assert_eq!(request_id(&mut h, || HeaderValue::from_static("new")), "new");
+        assert_eq!(forwarded(&mut h, None), "new");
         assert_eq!(h.get("x-request-id").and_then(|v| v.to_str().ok()), Some("new"));
+    }
+
+    #[test]
+    fn forwarding_replaces_exactly_what_it_writes() {
+        let h = map(&[("host", "example.com"), ("x-request-id", "keep-me")]);
+        let (fwd, _) = Forwarding::new(&h, &HeaderValue::from_static("192.0.2.7"), "https", None, || {
+            HeaderValue::from_static("new")
+        });
+        let mut written = Vec::new();
+        fwd.each(|n, _| written.push(n.as_str().to_string()));
+        assert_eq!(written, ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);
+        for name in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-client-cert"] {
+            assert!(fwd.replaces(&HeaderName::from_static(name)), "{name}");
+        }
+        assert!(!fwd.replaces(&X_REQUEST_ID), "a kept client id is written as the client's header");
+        assert!(!fwd.replaces(&header::HOST));
     }
 }

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use super::body::{InFlight, ProxyBody, Release, RequestBody, UpBody};
 use super::client::{is_idempotent, H1Conn, UpIo};
 use super::error::ProxyError;
-use super::headers::{add_forwarded, forwarded_for, is_upgrade, request_id, strip_hop_by_hop};
+use super::headers::{forwarded_for, is_upgrade, strip_hop_by_hop, Forwarding};
 use crate::activity::Activity;
 use crate::ctx::{ClusterRt, WorkerCtx};
 use crate::pool::Sender;
@@ -101,9 +101,6 @@ impl ConnInfo {
         }
     }
 }
-
-static X_FORWARDED_CLIENT_CERT: hyper::header::HeaderName =
-    hyper::header::HeaderName::from_static("x-forwarded-client-cert");
 
 /// What the access log and metrics learn about a request.
 #[derive(Debug, Default)]
@@ -281,17 +278,9 @@ async fn proxy(
             parts.headers.insert(header::HOST, v);
         }
     }
-    add_forwarded(&mut parts.headers, &conn.xff, conn.proto);
-    // Only lbd says who the client certificate belongs to: a client's own copy is dropped.
-    match &conn.client_cert {
-        Some(v) => {
-            parts.headers.insert(X_FORWARDED_CLIENT_CERT.clone(), v.clone());
-        }
-        None => {
-            parts.headers.remove(&X_FORWARDED_CLIENT_CERT);
-        }
-    }
-    trace.request_id = Some(request_id(&mut parts.headers, || ctx.next_request_id()));
+    let (fwd, id) =
+        Forwarding::new(&parts.headers, &conn.xff, conn.proto, conn.client_cert.as_ref(), || ctx.next_request_id());
+    trace.request_id = Some(id);
     if parts.uri.authority().is_some() {
         // Absolute-form from the client; backends get origin-form.
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -328,7 +317,7 @@ async fn proxy(
             .send_proxy_protocol
             .zip(conn.local)
             .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
-        match send(ctx, &cluster, ep, req, proxy_header.as_deref()).await {
+        match send(ctx, &cluster, ep, req, proxy_header.as_deref(), &fwd).await {
             Ok(mut resp) => {
                 let status = resp.status();
                 let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
@@ -378,6 +367,7 @@ async fn send(
     ep: usize,
     mut req: Request<RequestBody>,
     proxy_header: Option<&[u8]>,
+    fwd: &Forwarding,
 ) -> SendResult {
     let timeout = cluster.cfg.request_timeout;
     // A request that could not be sent again (not idempotent, or its body will be consumed)
@@ -386,7 +376,7 @@ async fn send(
     let pooled = cluster.pool.borrow_mut().take(ep, Instant::now(), careful);
     if let Some(sender) = pooled {
         ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
-        match tokio::time::timeout(timeout, sender.send(req)).await {
+        match tokio::time::timeout(timeout, sender.send(req, fwd)).await {
             Ok(Ok(resp)) => return Ok(resp),
             Ok(Err((e, Some(back)))) => {
                 tracing::debug!(worker = ctx.id, error = %e, "pooled upstream connection was closed; opening a new one");
@@ -402,7 +392,7 @@ async fn send(
         Ok(s) => s,
         Err(e) => return Err((e, Some(req))),
     };
-    match tokio::time::timeout(timeout, sender.send(req)).await {
+    match tokio::time::timeout(timeout, sender.send(req, fwd)).await {
         Ok(r) => r,
         Err(_) => Err((ProxyError::UpstreamTimeout, None)),
     }
