@@ -34,17 +34,28 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers and those named in `Connection`. With `upgrade`, keeps `Upgrade`
 /// and sets `Connection: upgrade` so the next hop sees the upgrade request or acceptance.
 ///
-/// Runs twice per proxied request, so it first scans the names once (standard names compare as
-/// enums, nothing is hashed) and removes only what is there.
+/// Runs twice per proxied request, so it first scans the names once (a match on the name's
+/// text: its length decides almost always) and removes only what is there.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let mut found = 0u8;
     let mut has_upgrade = false;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            found |= 1 << i;
-        } else if name == header::UPGRADE {
-            has_upgrade = true;
-        }
+        // Indexes into HOP_BY_HOP.
+        let i = match name.as_str() {
+            "connection" => 0,
+            "keep-alive" => 1,
+            "proxy-connection" => 2,
+            "proxy-authenticate" => 3,
+            "te" => 4,
+            "trailer" => 5,
+            "transfer-encoding" => 6,
+            "upgrade" => {
+                has_upgrade = true;
+                continue;
+            }
+            _ => continue,
+        };
+        found |= 1 << i;
     }
     if found & 1 != 0 {
         // HOP_BY_HOP[0] is Connection: drop the headers it names too.
