@@ -61,12 +61,18 @@ mod tests {
     #[test]
     fn own_process_has_memory_and_cpu() {
         let me = std::process::id();
+        // Burn CPU until the kernel has counted a tick (10 ms), bounded in time: a fixed loop
+        // was optimised to nothing in release builds.
+        let start = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        let mut u = usage(me);
+        while u.ticks == 0 && start.elapsed() < std::time::Duration::from_secs(5) {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            u = usage(me);
         }
         assert!(x != 1);
-        let u = usage(me);
         assert!(u.rss > 1 << 20, "{u:?}");
         assert!(u.ticks > 0, "{u:?}");
     }

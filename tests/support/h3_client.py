@@ -68,9 +68,21 @@ class Client(QuicConnectionProtocol):
         loop = asyncio.get_running_loop()
         old = self._transport
         # Like aioquic's connect(): a dual-stack IPv6 socket (the peer address is v4-mapped).
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(("::", 0, 0, 0))
+        # A port never used before on this connection: the kernel may hand out a port again
+        # once its socket is closed, so ports seen before are held (bound, unused) until exit.
+        used = getattr(self, "_used_ports", None)
+        if used is None:
+            used = self._used_ports = {old.get_extra_info("sockname")[1]}
+            self._held = []
+        while True:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(("::", 0, 0, 0))
+            port = sock.getsockname()[1]
+            if port not in used:
+                break
+            self._held.append(sock)
+        used.add(port)
         await loop.create_datagram_endpoint(lambda: self, sock=sock)
         old.close()
         if new_cid:
