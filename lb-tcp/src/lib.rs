@@ -29,4 +29,5 @@ pub mod l4;
 pub mod listener;
 pub mod pool;
 pub mod proxy_protocol;
+pub mod tls;
 mod waiting;

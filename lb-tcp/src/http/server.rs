@@ -13,6 +13,7 @@ use super::proxy::{handle, ConnInfo};
 use crate::accept::ListenerHandle;
 use crate::activity::Activity;
 use crate::ctx::WorkerCtx;
+use crate::tls::TlsStream;
 
 /// Serves one client connection until it closes.
 ///
@@ -21,27 +22,34 @@ use crate::ctx::WorkerCtx;
 /// connection state and buffers (8 KiB and more) are allocated, boxed, only now. The peek below
 /// still guards against a spurious wake-up (and covers the fallback without a waiting room).
 pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
-    let limits = listener.limits();
-    {
-        let mut worker_drain = ctx.drain_signal();
-        let mut listener_drain = listener.drain_signal();
-        if ctx.is_draining() || listener.is_draining() {
-            return;
-        }
-        // `readable()` may complete spuriously (tokio documents false positives); peek waits for
-        // a real first byte and leaves it for the TLS or HTTP parser.
-        let mut first = [0u8; 1];
-        tokio::select! {
-            r = stream.peek(&mut first) => if !matches!(r, Ok(n) if n > 0) { return },
-            () = tokio::time::sleep(limits.header_read_timeout) => return,
-            _ = worker_drain.changed() => return,
-            _ = listener_drain.changed() => return,
-        }
+    // Boxed: this wait is over at once (the byte is there), and the connection's task should
+    // not keep its room for the rest of the connection's life.
+    if !Box::pin(first_byte(&ctx, &stream, &listener, listener.limits().header_read_timeout)).await {
+        return;
     }
     let local = stream.local_addr().ok();
     match listener.tls() {
         None => Box::pin(run_h1(ctx, stream, peer, local, listener, "http", None)).await,
         Some(tls) => Box::pin(serve_tls(ctx, stream, peer, local, listener, tls)).await,
+    }
+}
+
+/// Waits for the client's next byte (peeked, left for the parser), at most `wait`; false on
+/// EOF, error, timeout, or drain of the worker or listener.
+async fn first_byte(ctx: &WorkerCtx, stream: &TcpStream, listener: &ListenerHandle, wait: std::time::Duration) -> bool {
+    let mut worker_drain = ctx.drain_signal();
+    let mut listener_drain = listener.drain_signal();
+    if ctx.is_draining() || listener.is_draining() {
+        return false;
+    }
+    // `readable()` may complete spuriously (tokio documents false positives); peek waits for a
+    // real byte.
+    let mut first = [0u8; 1];
+    tokio::select! {
+        r = stream.peek(&mut first) => matches!(r, Ok(n) if n > 0),
+        () = tokio::time::sleep(wait) => false,
+        _ = worker_drain.changed() => false,
+        _ = listener_drain.changed() => false,
     }
 }
 
@@ -54,37 +62,32 @@ async fn serve_tls(
     listener: Rc<ListenerHandle>,
     tls: std::sync::Arc<lb_tls::ServerConfig>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut tls = match tokio::time::timeout(listener.limits().header_read_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            ctx.state.borrow_mut().metrics.counters.tls_handshake_failures += 1;
-            return;
-        }
-        Err(_) => {
-            ctx.state.borrow_mut().metrics.counters.tls_handshake_failures += 1;
-            return;
-        }
-    };
+    let mut tls =
+        match tokio::time::timeout(listener.limits().header_read_timeout, TlsStream::accept(stream, tls)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                ctx.state.borrow_mut().metrics.counters.tls_handshake_failures += 1;
+                return;
+            }
+            Err(_) => {
+                ctx.state.borrow_mut().metrics.counters.tls_handshake_failures += 1;
+                return;
+            }
+        };
     // As for plain connections: hyper's connection and buffers wait for the client's first
     // record (the raw socket is peeked; the TLS layer reads it afterwards) — unless that record
-    // came with the client's Finished and rustls holds it already.
-    let buffered = tls.get_mut().1.process_new_packets().is_ok_and(|s| s.plaintext_bytes_to_read() > 0);
-    if !buffered {
-        let mut worker_drain = ctx.drain_signal();
-        let mut listener_drain = listener.drain_signal();
-        let mut first = [0u8; 1];
-        tokio::select! {
-            r = tls.get_ref().0.peek(&mut first) => if !matches!(r, Ok(n) if n > 0) { return },
-            () = tokio::time::sleep(listener.limits().idle_timeout) => return,
-            _ = worker_drain.changed() => return,
-            _ = listener_drain.changed() => return,
+    // came with the client's Finished and is here already. Meanwhile the connection holds no
+    // TLS buffers either.
+    if !tls.has_buffered_data() {
+        tls.release_buffers();
+        if !first_byte(&ctx, tls.tcp(), &listener, listener.limits().idle_timeout).await {
+            return;
         }
     }
-    let client = tls.get_ref().1.peer_certificates().and_then(lb_tls::client_identity);
+    let client = tls.peer_certificates().and_then(lb_tls::client_identity);
     // Boxed so the waiting state above is not sized by hyper's connection.
-    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+    if tls.alpn_protocol() == Some(b"h2") {
         Box::pin(run_h2(ctx, tls, peer, local, listener, client)).await;
     } else {
         Box::pin(run_h1(ctx, tls, peer, local, listener, "https", client)).await;
