@@ -2,7 +2,9 @@
 # Userspace instructions per proxied HTTP/1.1 request in lbd, counted by callgrind: repeatable
 # on a shared, noisy machine where wall-clock CPU figures are not. One epoll worker (valgrind does
 # not model io_uring), an nginx origin, h2load --h1 -c 8. Counters are zeroed after a warm-up and
-# dumped after N requests.  Usage: bench/callgrind-h1.sh [requests]   (default 10000)
+# dumped after N requests. TLS=1: the clients speak HTTP/1.1 over TLS 1.3 (ECDSA P-256; handshakes
+# happen in the warm-up, so the count is the record layer and the proxy).
+# Usage: [TLS=1] bench/callgrind-h1.sh [requests]   (default 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
@@ -18,6 +20,15 @@ events { worker_connections 1024; }
 http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:18911; location / { return 200 'hello\n'; } } }
 NGX
+SCHEME=http KIND=http TLSCONF=""
+if [ -n "${TLS:-}" ]; then
+  openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -addext subjectAltName=DNS:bench.test -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+  SCHEME=https KIND=https
+  TLSCONF="[listeners.tls]
+certificates = [{ cert = \"$DIR/cert.pem\", key = \"$DIR/key.pem\" }]
+http3 = false"
+fi
 cat > "$DIR/lbd.toml" <<TOML
 workers = 1
 io_backend = "epoll"
@@ -27,7 +38,9 @@ bind = "127.0.0.1:18919"
 path = "off"
 [[listeners]]
 name = "bench"
+kind = "$KIND"
 bind = "127.0.0.1:18910"
+$TLSCONF
 [[listeners.routes]]
 cluster = "origin"
 [[clusters]]
@@ -38,9 +51,9 @@ nginx -c "$DIR/origin.conf" & PIDS+=($!)
 valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" ./target/release/lbd run --config "$DIR/lbd.toml" 2>"$DIR/vg.err" &
 VG=$!; PIDS+=($VG)
 for _ in $(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/18910) 2>/dev/null && break; sleep 0.5; done
-h2load --h1 -n 2000 -c 8 http://127.0.0.1:18910/ >/dev/null
+h2load --h1 -n 2000 -c 8 $SCHEME://127.0.0.1:18910/ >/dev/null
 callgrind_control -z "$VG" >/dev/null
-h2load --h1 -n "$N" -c 8 http://127.0.0.1:18910/ | grep -E "^requests:"
+h2load --h1 -n "$N" -c 8 $SCHEME://127.0.0.1:18910/ | grep -E "^requests:"
 callgrind_control -d "$VG" >/dev/null
 sleep 1
 last=$(ls -t "$DIR"/cg.out* | head -1)

@@ -6,12 +6,17 @@
 //!
 //! ```text
 //! accept_loop ─┬─ http listener ─▶ waiting room (no task until the first byte; `waiting`)
-//!              │                   ─▶ http::server::serve_http (hyper HTTP/1.1 / HTTP/2 server)
+//!              │                   ─▶ http::server::serve_http
+//!              │                        (https: tls::TlsStream, rustls's unbuffered API)
+//!              │                        hyper's HTTP/1.1 / HTTP/2 server
 //!              │                     └─ per request: http::proxy::handle
 //!              │                          route (lb-core router) → pick (lb-core cluster state)
-//!              │                          → pool::Pool or new upstream conn → response streamed
-//!              │                            back in http::body::ProxyBody, which returns the
-//!              │                            upstream connection to the pool at end of body
+//!              │                          → pool::Pool or new upstream conn
+//!              │                          → http::client (lbd's HTTP/1.1 client, in the
+//!              │                            request's task) or hyper's HTTP/2 client
+//!              │                          → response streamed back in http::body::ProxyBody;
+//!              │                            an HTTP/1.1 body carries its connection back to
+//!              │                            the pool at its end
 //!              └─ tcp listener ──▶ l4::serve_tcp (io_uring owned buffers, or tokio copy)
 //! ```
 //!

@@ -158,6 +158,20 @@ impl TlsStream {
         }
     }
 
+    /// Frees empty buffers larger than a usual request or response needs.
+    fn release_large_buffers(&mut self) {
+        if self.incoming.is_empty() && self.incoming.capacity() > 2 * READ_ROOM {
+            self.incoming = BytesMut::new();
+        }
+        if self.plain.is_empty() && self.plain.capacity() > READ_ROOM {
+            self.plain = BytesMut::new();
+        }
+        if self.sent == self.outgoing.len() && self.outgoing.capacity() > 2 * READ_ROOM {
+            self.outgoing = Vec::new();
+            self.sent = 0;
+        }
+    }
+
     /// One pass of rustls over `incoming`: encodes handshake and alert records into `outgoing`,
     /// delivers plaintext into `out` (the rest into `plain`), and encrypts `write` when the
     /// connection can take it.
@@ -331,10 +345,10 @@ impl AsyncRead for TlsStream {
                         Poll::Ready(Ok(_)) => {}
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                         Poll::Pending => {
-                            // Waiting on the peer: an idle connection keeps no empty buffers
-                            // (a malloc and free per wait, against 8 KiB or more per idle
-                            // keep-alive connection).
-                            this.release_buffers();
+                            // Waiting on the peer: buffers grown past their usual size by a
+                            // large record or response are given back (freeing every buffer
+                            // at each wait cost ~4% more instructions per request).
+                            this.release_large_buffers();
                             return Poll::Pending;
                         }
                     }

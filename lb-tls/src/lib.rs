@@ -8,7 +8,7 @@
 //! [listeners.tls] ──build──▶ certs::load (PEM, key/cert match, SAN names)
 //!                            sni::SniResolver (exact → *.wildcard → default)
 //!                            policy (TLS 1.2/1.3 bounds), ALPN h2 + http/1.1
-//!                 ──▶ Arc<ServerConfig> ──▶ every worker's accept loop (tokio-rustls)
+//!                 ──▶ Arc<ServerConfig> ──▶ every worker's accept loop (lb-tcp's TlsStream)
 //! ```
 //!
 //! Only the `ring` provider is linked (no aws-lc-rs); configs are built with
