@@ -4,7 +4,8 @@
 # not model io_uring), an nginx origin, h2load --h1 -c 8. Counters are zeroed after a warm-up and
 # dumped after N requests. TLS=1: the clients speak HTTP/1.1 over TLS 1.3 (ECDSA P-256; handshakes
 # happen in the warm-up, so the count is the record layer and the proxy).
-# Usage: [TLS=1] bench/callgrind-h1.sh [requests]   (default 10000)
+# H2=1: HTTP/2 over TLS instead, 8 connections x 16 streams.
+# Usage: [TLS=1|H2=1] bench/callgrind-h1.sh [requests]   (default 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
@@ -21,6 +22,8 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:18911; location / { return 200 'hello\n'; } } }
 NGX
 SCHEME=http KIND=http TLSCONF=""
+LOAD="--h1 -c 8"
+[ -n "${H2:-}" ] && { TLS=1; LOAD="-c 8 -m 16"; }
 if [ -n "${TLS:-}" ]; then
   openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
     -addext subjectAltName=DNS:bench.test -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
@@ -51,9 +54,9 @@ nginx -c "$DIR/origin.conf" & PIDS+=($!)
 valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" ./target/release/lbd run --config "$DIR/lbd.toml" 2>"$DIR/vg.err" &
 VG=$!; PIDS+=($VG)
 for _ in $(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/18910) 2>/dev/null && break; sleep 0.5; done
-h2load --h1 -n 2000 -c 8 $SCHEME://127.0.0.1:18910/ >/dev/null
+h2load $LOAD -n 2000 $SCHEME://127.0.0.1:18910/ >/dev/null
 callgrind_control -z "$VG" >/dev/null
-h2load --h1 -n "$N" -c 8 $SCHEME://127.0.0.1:18910/ | grep -E "^requests:"
+h2load $LOAD -n "$N" $SCHEME://127.0.0.1:18910/ | grep -E "^requests:"
 callgrind_control -d "$VG" >/dev/null
 sleep 1
 last=$(ls -t "$DIR"/cg.out* | head -1)

@@ -391,7 +391,9 @@ async fn request(
         RequestBody::Local(Box::pin(H3Body::new(recv, content_length)))
     };
     parts.version = http::Version::HTTP_3;
-    let Ok(resp) = handle(ctx, info, Request::from_parts(parts, body)).await;
+    // Boxed: this future is a task of its own, which tokio moves a few times (spawn, the task
+    // cell, its stages); the multi-KB request future stays put behind a pointer.
+    let Ok(resp) = Box::pin(handle(ctx, info, Request::from_parts(parts, body))).await;
     let (mut parts, mut body) = resp.into_parts();
     parts.version = http::Version::HTTP_3;
     if send.send_response(Response::from_parts(parts, ())).await.is_err() {
