@@ -526,7 +526,9 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Parsed, &'static st
     // Both Transfer-Encoding and Content-Length: the message is read by the former, and the
     // connection is not trusted with another (RFC 9112 §6.3).
     let both = te && length.is_some();
-    let keep_alive = !close && !both && framing != Framing::Close && (!http10 || keep_alive_token);
+    // After a 101 the connection speaks another protocol: it is a tunnel or nothing, never
+    // the pool's again.
+    let keep_alive = !close && !both && code != 101 && framing != Framing::Close && (!http10 || keep_alive_token);
     let version = if http10 { Version::HTTP_10 } else { Version::HTTP_11 };
     Ok(Parsed::Final { status, version, headers: map, framing, keep_alive })
 }
@@ -784,6 +786,8 @@ mod tests {
         assert!(!ka);
         let (_, _, ka, _) = parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false);
         assert!(!ka, "HTTP/1.0 closes unless it says keep-alive");
+        let (_, f, ka, _) = parse(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", false);
+        assert_eq!((f, ka), (Framing::Length(0), false), "a switched connection never returns to the pool");
         let (_, _, ka, _) = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", false);
         assert!(!ka, "TE with CL: not trusted with another request");
         let (r, _, _, _) =
