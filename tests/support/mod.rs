@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,8 +23,11 @@ pub fn require(tool: &str) {
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("free port");
-        let port = tcp.local_addr().expect("local addr").port();
+        // Bound, never listening: a listener here, even for an instant, would make another
+        // test's `port_open` on this port succeed before its own server listens.
+        let tcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        tcp.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("free port");
+        let port = tcp.local_addr().ok().and_then(|a| a.as_socket()).expect("local addr").port();
         if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
             continue;
         }
