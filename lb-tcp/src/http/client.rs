@@ -15,7 +15,7 @@
 //! in its buffer, so a malformed or over-long response can never be read as the next one.
 
 use std::cell::Cell;
-use std::io;
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
@@ -133,8 +133,8 @@ pub struct H1Conn {
     buf: BytesMut,
     /// The next request head (and small body) being written; kept to reuse its allocation.
     wbuf: Vec<u8>,
-    /// Requests this connection carried.
-    served: u32,
+    /// Whether this connection carried a request before.
+    used: bool,
     /// Set by any error: the connection is not reused.
     broken: bool,
     _open: Open,
@@ -155,7 +155,7 @@ pub type SendError = (ProxyError, Option<Request<RequestBody>>);
 impl H1Conn {
     /// A new connection over `io`, counted in `gauge`.
     pub fn new(io: UpIo, gauge: &Rc<Cell<u64>>) -> Self {
-        Self { io, buf: BytesMut::new(), wbuf: Vec::new(), served: 0, broken: false, _open: Open::new(gauge) }
+        Self { io, buf: BytesMut::new(), wbuf: Vec::new(), used: false, broken: false, _open: Open::new(gauge) }
     }
 
     /// Whether this pooled connection, idle for `idle`, may carry another request. One idle for
@@ -189,8 +189,7 @@ impl H1Conn {
         mut req: Request<RequestBody>,
         fwd: &Forwarding,
     ) -> Result<Response<H1Body>, SendError> {
-        let reused = self.served > 0;
-        self.served += 1;
+        let reused = std::mem::replace(&mut self.used, true);
         let head_only = req.method() == Method::HEAD;
         let framing = self.encode_head(&req, fwd);
         let mut body_started = false;
@@ -254,9 +253,7 @@ impl H1Conn {
             }
             None => match body.size_hint().exact() {
                 Some(n) => {
-                    w.extend_from_slice(b"content-length: ");
-                    w.extend_from_slice(n.to_string().as_bytes());
-                    w.extend_from_slice(b"\r\n");
+                    let _ = write!(w, "content-length: {n}\r\n");
                     ReqFraming::Length(n)
                 }
                 None => {
@@ -331,7 +328,7 @@ impl H1Conn {
                 }
                 left -= n;
             } else {
-                self.wbuf.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                let _ = write!(self.wbuf, "{n:x}\r\n");
             }
             if self.wbuf.len() + data.len() <= COALESCE {
                 self.wbuf.extend_from_slice(&data);
