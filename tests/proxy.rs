@@ -329,6 +329,15 @@ fn upstream_responses_are_framed_right_and_closed_keep_alive_connections_are_not
         assert!(ok && headers.contains("x-got: 300000"), "{extra:?}: {headers}");
     }
 
+    // A backend that refuses an upload at once and stops reading: its answer comes back at once,
+    // not when lbd would have finished sending 32 MiB (the backend holds the connection 5 s).
+    let big = dir.join("big.bin");
+    std::fs::write(&big, vec![1u8; 32 << 20]).expect("write");
+    let started = std::time::Instant::now();
+    let (body, status) =
+        curl_status(&["-s", "--max-time", "4", "--data-binary", &format!("@{}", big.display()), &url("/reject")]);
+    assert_eq!((status, body.as_str()), (413, "too big!\n"), "after {:?}", started.elapsed());
+
     // Keep-alive: back-to-back requests share an upstream connection.
     let (out, ok) = curl(&["-s", &url("/conn"), &url("/conn")]);
     assert!(ok, "{out}");

@@ -10,6 +10,8 @@ for --idle seconds (a backend keep-alive timeout), and every request is counted 
   /garbage       -> a malformed status line
   /truncated     -> Content-Length: 100, 10 bytes, then close
   /conn          -> "<connection number> <requests on it>\\n" (Content-Length)
+  /reject        -> 413 at once, without reading the request body; the connection then stays
+                    open, unread, for 5 s (a backend refusing an upload early)
 Request bodies (Content-Length or chunked) are read and their length is echoed in X-Got.
 """
 import argparse
@@ -55,6 +57,11 @@ async def serve(reader, writer, idle):
                 if ":" in line:
                     k, v = line.split(":", 1)
                     headers[k.strip().lower()] = v.strip()
+            if path == "/reject":
+                writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo big!\n")
+                await writer.drain()
+                await asyncio.sleep(5)
+                return
             got = await read_body(reader, headers)
             served += 1
             extra = b"X-Got: %d\r\n" % got

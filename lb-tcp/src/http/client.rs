@@ -202,6 +202,17 @@ impl H1Conn {
                 self.broken = true;
                 return Err((ProxyError::Upstream(e), None));
             }
+            Err(WriteError::Answered) => {
+                // The rest of the request was never sent: the connection ends with this answer.
+                self.broken = true;
+                return match self.read_head(head_only).await {
+                    Ok(mut resp) => {
+                        resp.body_mut().keep_alive = false;
+                        Ok(resp)
+                    }
+                    Err(HeadError { error, .. }) => Err((ProxyError::Upstream(error.into()), None)),
+                };
+            }
             Err(WriteError::Io(e)) => {
                 self.broken = true;
                 // A backend may answer early (a 413 before the whole upload) and close: its
@@ -287,9 +298,8 @@ impl H1Conn {
             let mut polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(req.body_mut()).poll_frame(cx))).await;
             if polled.is_pending() {
                 if !self.wbuf.is_empty() {
-                    self.io.write_all(&self.wbuf).await.map_err(WriteError::Io)?;
+                    self.write_wbuf_watching().await?;
                     self.io.flush().await.map_err(WriteError::Io)?;
-                    self.wbuf.clear();
                 }
                 polled = Poll::Ready(std::future::poll_fn(|cx| Pin::new(req.body_mut()).poll_frame(cx)).await);
             }
@@ -333,9 +343,8 @@ impl H1Conn {
             if self.wbuf.len() + data.len() <= COALESCE {
                 self.wbuf.extend_from_slice(&data);
             } else {
-                self.io.write_all(&self.wbuf).await.map_err(WriteError::Io)?;
-                self.wbuf.clear();
-                self.io.write_all(&data).await.map_err(WriteError::Io)?;
+                self.write_wbuf_watching().await?;
+                self.write_watching(&data).await?;
             }
             if chunked {
                 self.wbuf.extend_from_slice(b"\r\n");
@@ -347,10 +356,47 @@ impl H1Conn {
             return Err(WriteError::Body("request body shorter than its Content-Length".into()));
         }
         if !self.wbuf.is_empty() {
-            self.io.write_all(&self.wbuf).await.map_err(WriteError::Io)?;
-            self.wbuf.clear();
+            self.write_wbuf_watching().await?;
         }
         self.io.flush().await.map_err(WriteError::Io)
+    }
+
+    /// Writes (and clears) `wbuf`, as [`H1Conn::write_watching`].
+    async fn write_wbuf_watching(&mut self) -> Result<(), WriteError> {
+        let wbuf = std::mem::take(&mut self.wbuf);
+        let r = self.write_watching(&wbuf).await;
+        self.wbuf = wbuf;
+        self.wbuf.clear();
+        r
+    }
+
+    /// Writes request body bytes while watching for an early answer: a backend may answer
+    /// before the whole body is sent (a 413 mid-upload) and stop reading. Bytes that arrive
+    /// meanwhile are read into `buf`; once they hold a final response head, writing stops
+    /// ([`WriteError::Answered`]) and that answer is what the client gets.
+    async fn write_watching(&mut self, data: &[u8]) -> Result<(), WriteError> {
+        let mut at = 0;
+        std::future::poll_fn(|cx| loop {
+            if self.buf.len() < MAX_HEAD {
+                self.buf.reserve(READ_HEAD.min(MAX_HEAD - self.buf.len()));
+                if let Poll::Ready(Ok(n)) = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf) {
+                    if n > 0 && answered(&mut self.buf) {
+                        return Poll::Ready(Err(WriteError::Answered));
+                    }
+                    // EOF or an error here: the write below finds out.
+                }
+            }
+            if at == data.len() {
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &data[at..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(WriteError::Io(io::ErrorKind::WriteZero.into()))),
+                Poll::Ready(Ok(n)) => at += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(WriteError::Io(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Reads until a final response head (1xx other than 101 are skipped).
@@ -425,6 +471,21 @@ pub fn is_idempotent(m: &Method) -> bool {
 enum WriteError {
     Io(io::Error),
     Body(BoxError),
+    /// The backend answered before the request was complete.
+    Answered,
+}
+
+/// Whether `buf` starts with a complete final response head; informational (1xx other than
+/// 101) heads before it are consumed.
+fn answered(buf: &mut BytesMut) -> bool {
+    loop {
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+        let informational = buf.len() > 12 && buf[9] == b'1' && &buf[9..12] != b"101";
+        if !informational {
+            return true;
+        }
+        buf.advance(end + 4);
+    }
 }
 
 struct HeadError {
