@@ -120,17 +120,17 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let in_flight = InFlight::new(conn.activity.clone());
     let started = Instant::now();
-    let time = SystemTime::now();
     let protocol = match req.version() {
         Version::HTTP_3 => "HTTP/3",
         Version::HTTP_2 => "HTTP/2",
         Version::HTTP_10 => "HTTP/1.0",
         _ => "HTTP/1.1",
     };
+    // Only with an access log: the wall clock and the request line's strings.
     let logged = ctx.logs().then(|| {
         let host = host_of(&req).unwrap_or("-").to_string();
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-        (req.method().to_string(), host, path)
+        (SystemTime::now(), req.method().to_string(), host, path)
     });
     let mut trace = Trace::default();
     let grpc = is_grpc(&req);
@@ -158,7 +158,7 @@ pub async fn handle(
         }
         logged.as_ref().and_then(|_| trace.slot.and_then(|s| st.metrics.slot_names(trace.generation, s)))
     };
-    if let Some((method, host, path)) = logged {
+    if let Some((time, method, host, path)) = logged {
         ctx.log(|| AccessRecord {
             time,
             worker: ctx.id,
