@@ -73,20 +73,18 @@ fn a_cluster_with_no_healthy_endpoint_fails_open_and_says_so() {
 
 #[test]
 fn grpc_health_checks_follow_the_servers_serving_status() {
-    require("python3");
-    let peer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/grpc_peer.py");
     let dir = scratch("grpc-health");
     let flag = dir.join("not-serving");
     let gport = free_port();
-    let child = std::process::Command::new("python3")
-        .arg(&peer)
-        .args(["server", "--port", &gport.to_string(), "--unhealthy-file"])
-        .arg(&flag)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("grpc server");
-    let _server = Proc { child };
-    assert!(wait_until(Duration::from_secs(10), || port_open(gport)), "gRPC server did not start (pip install grpcio)");
+    let port_arg = gport.to_string();
+    let args = [
+        std::ffi::OsStr::new("server"),
+        "--port".as_ref(),
+        port_arg.as_ref(),
+        "--unhealthy-file".as_ref(),
+        flag.as_ref(),
+    ];
+    let _server = python_server("grpc_peer.py", &args, gport, "pip install grpcio");
     let (admin, port) = (free_port(), free_port());
     let extra =
         "protocol = \"http2\"\n[clusters.health_check]\nkind = \"grpc\"\ninterval = \"150ms\"\nrise = 1\nfall = 1";

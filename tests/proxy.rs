@@ -284,18 +284,13 @@ fn bodies_stream_both_ways_intact_and_connections_are_reused() {
 /// and closes idle keep-alive connections quickly (a short backend keep-alive timeout).
 #[test]
 fn upstream_responses_are_framed_right_and_closed_keep_alive_connections_are_not_a_failure() {
-    require("python3");
     let backend_port = free_port();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/raw_backend.py");
-    let child = Command::new("python3")
-        .arg(script)
-        .args(["--port", &backend_port.to_string(), "--idle", "0.05"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start raw_backend.py");
-    let _backend = Proc { child };
-    assert!(wait_until(Duration::from_secs(10), || port_open(backend_port)), "raw backend did not start");
+    let _backend = python_server(
+        "raw_backend.py",
+        &["--port", &backend_port.to_string(), "--idle", "0.05"],
+        backend_port,
+        "python3",
+    );
     let (admin, port) = (free_port(), free_port());
     let cfg =
         simple_config(admin, port, &[format!("127.0.0.1:{backend_port}")], "").replace("workers = 2", "workers = 1");

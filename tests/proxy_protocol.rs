@@ -71,17 +71,8 @@ fn client_addresses_arrive_through_haproxy_and_only_trusted_headers_count() {
 
 #[test]
 fn lbd_sends_proxy_headers_to_backends_over_l7_and_l4() {
-    require("python3");
     let bport = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/proxy_backend.py");
-    let child = Command::new("python3")
-        .arg(script)
-        .args(["--port", &bport.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("proxy backend");
-    let _backend = Proc { child };
-    assert!(wait_until(Duration::from_secs(5), || port_open(bport)));
+    let _backend = python_server("proxy_backend.py", &["--port", &bport.to_string()], bport, "python3");
     let (admin, http, tcp) = (free_port(), free_port(), free_port());
     let cfg = format!(
         "workers = 2\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\

@@ -435,6 +435,29 @@ mod tests {
         (Arc::new(server), Arc::new(client))
     }
 
+    fn block_on(test: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(test);
+    }
+
+    /// A listener on a free port: its first connection goes through [`TlsStream::accept`], and
+    /// the outcome to `then`, in a task of its own.
+    async fn serve_one<T, F>(
+        cfg: Arc<ServerConfig>,
+        then: impl FnOnce(io::Result<Box<TlsStream>>) -> F + Send + 'static,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<T>)
+    where
+        F: std::future::Future<Output = T> + Send,
+        T: Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            then(TlsStream::accept(tcp, cfg).await).await
+        });
+        (addr, task)
+    }
+
     fn pattern(n: usize, seed: u8) -> Vec<u8> {
         (0..n).map(|i| (i % 251) as u8 ^ seed).collect()
     }
@@ -444,18 +467,14 @@ mod tests {
     /// takes, then close_notify both ways; an idle stream gives its buffers back.
     #[test]
     fn streams_both_ways_and_idles_without_buffers() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async {
+        block_on(async {
             let (server_cfg, client_cfg) = configs();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let addr = listener.local_addr().expect("addr");
             let up = pattern(1 << 20, 0);
             let down = pattern(1 << 20, 0x5a);
             let (up2, down2) = (up.clone(), down.clone());
             let (go, wait) = tokio::sync::oneshot::channel();
-            let server = tokio::spawn(async move {
-                let (tcp, _) = listener.accept().await.expect("accept");
-                let mut tls = TlsStream::accept(tcp, server_cfg).await.expect("handshake");
+            let (addr, server) = serve_one(server_cfg, |accepted| async move {
+                let mut tls = accepted.expect("handshake");
                 // The client sends nothing until told: nothing is buffered, and nothing is kept.
                 assert!(!tls.has_buffered_data());
                 tls.release_buffers();
@@ -475,7 +494,8 @@ mod tests {
                     tls.write_all(chunk).await.expect("write");
                 }
                 tls.shutdown().await.expect("shutdown");
-            });
+            })
+            .await;
             let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
             let name = pki_types::ServerName::try_from("localhost").expect("name");
             let mut client = tokio_rustls::TlsConnector::from(client_cfg).connect(name, tcp).await.expect("client");
@@ -493,15 +513,9 @@ mod tests {
     /// A client that is not speaking TLS is refused with an error, not a hang.
     #[test]
     fn garbage_instead_of_a_client_hello_fails_the_handshake() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async {
+        block_on(async {
             let (server_cfg, _) = configs();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            let server = tokio::spawn(async move {
-                let (tcp, _) = listener.accept().await.expect("accept");
-                TlsStream::accept(tcp, server_cfg).await.map(|_| ())
-            });
+            let (addr, server) = serve_one(server_cfg, |accepted| async move { accepted.map(|_| ()) }).await;
             let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
             tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
             let r = tokio::time::timeout(std::time::Duration::from_secs(5), server).await.expect("no hang");

@@ -126,24 +126,35 @@ impl Backend {
     }
 
     pub fn start_on(name: &str, port: u16, flags: &[&str]) -> Self {
-        require("python3");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/backend.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .args(["--port", &port.to_string(), "--name", name])
-            .args(flags)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start backend.py (python3 with aiohttp)");
-        let proc = Proc { child };
-        assert!(wait_until(Duration::from_secs(15), || port_open(port)), "backend {name} did not start on {port}");
+        let mut args = vec!["--port".to_string(), port.to_string(), "--name".to_string(), name.to_string()];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let proc = python_server("backend.py", &args, port, "python3 with aiohttp");
         Self { name: name.to_string(), port, proc }
     }
 
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// Starts `tests/support/SCRIPT` with python3 and waits (15 s at most) until it listens on
+/// `port`; `needs` names what it needs, for the failure message.
+pub fn python_server(script: &str, args: &[impl AsRef<std::ffi::OsStr>], port: u16, needs: &str) -> Proc {
+    require("python3");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(script);
+    let child = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let proc = Proc { child };
+    assert!(
+        wait_until(Duration::from_secs(15), || port_open(port)),
+        "{script} did not start on {port} (needs {needs})"
+    );
+    proc
 }
 
 /// A running `lbd run` with its config file and logs in a scratch directory.
