@@ -81,7 +81,8 @@ TOML
 }
 lbd_conf auto 19101 19102 19109 19141 > "$DIR/lbd.toml"
 lbd_conf epoll 19103 19104 19108 19144 > "$DIR/lbd-epoll.toml"
-$LBD run --config "$DIR/lbd.toml" 2>"$DIR/lbd.err" & LBD_PID=$!; PIDS+=($LBD_PID)
+start_lbd() { $LBD run --config "$DIR/lbd.toml" 2>>"$DIR/lbd.err" & LBD_PID=$!; PIDS+=($LBD_PID); }
+start_lbd
 $LBD run --config "$DIR/lbd-epoll.toml" 2>"$DIR/lbd-epoll.err" & LBDE_PID=$!; PIDS+=($LBDE_PID)
 
 # --- nginx
@@ -106,7 +107,8 @@ http {
     location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
 }
 NGX
-nginx -c "$DIR/nginx.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID)
+start_nginx() { nginx -c "$DIR/nginx.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID); }
+start_nginx
 
 # --- HAProxy
 cat > "$DIR/haproxy.cfg" <<HAP
@@ -137,7 +139,8 @@ backend be_tcp
   mode tcp
   server o 127.0.0.1:$ORIGIN
 HAP
-haproxy -db -f "$DIR/haproxy.cfg" 2>"$DIR/haproxy.err" & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+start_haproxy() { haproxy -db -f "$DIR/haproxy.cfg" 2>>"$DIR/haproxy.err" & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID); }
+start_haproxy
 
 # --- Caddy
 cat > "$DIR/Caddyfile" <<CAD
@@ -160,10 +163,29 @@ https://localhost:19133 {
   reverse_proxy 127.0.0.1:$ORIGIN
 }
 CAD
-GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID)
+start_caddy() { GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >>"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID); }
+start_caddy
 
 for p in 19101 19102 19103 19104 19111 19121 19122 19131 19133 19141 19142 19143; do wait_port $p; done
 sleep 0.5
+
+# Restarts lbd, nginx, HAProxy and Caddy (not the epoll lbd, used for L4 only), so that an idle-
+# connection scenario starts on fresh processes: memory freed by the previous scenario's
+# connections would be reused and hide part of the cost per connection.
+running() { [ -r /proc/$1/stat ] && [ "$(awk '{print $3}' /proc/$1/stat 2>/dev/null)" != Z ]; }
+fresh() {
+  local p
+  for p in $LBD_PID $NGINX_PID $HAPROXY_PID $CADDY_PID; do kill "$p" 2>/dev/null || true; done
+  for p in $LBD_PID $NGINX_PID $HAPROXY_PID $CADDY_PID; do
+    for _ in $(seq 100); do running "$p" || break; sleep 0.05; done
+    running "$p" && kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null || true
+  done
+  sleep 0.2
+  start_lbd; start_nginx; start_haproxy; start_caddy
+  for p in 19101 19111 19121 19131 19133 19141 19142 19143; do wait_port $p; done
+  sleep 0.5
+}
 
 echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_uring unless marked epoll), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS scenarios use one ECDSA P-256 certificate for every balancer (Caddy is left out of them, except HTTP/3: nginx 1.22 and HAProxy 2.6 from Debian do not serve it). HTTP/3 load: lb-bench with quinn 0.11 or quiche 0.30 as the client stack.\"}" >> "$RAW"
 
@@ -182,12 +204,14 @@ done
 
 echo "== idle TLS and HTTP/2-over-TLS connections: resident memory per connection"
 for kind in tls h2tls; do
+  fresh
   for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID"; do
     set -- $b
     $BENCH conns 127.0.0.1:$2 -n "$IDLE_TLS" --kind $kind --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle $kind connections ($IDLE_TLS, handshake done)"
   done
 done
 echo "== idle HTTP/3 connections: resident memory per connection"
+fresh
 for b in "lbd 19141 $LBD_PID" "caddy 19133 $CADDY_PID"; do
   set -- $b
   $BENCH conns 127.0.0.1:$2 -n "$IDLE_H3" --kind h3 --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle HTTP/3 connections ($IDLE_H3, one request done)"

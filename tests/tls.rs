@@ -127,6 +127,94 @@ fn http2_multiplexes_many_streams_per_connection() {
     assert!(text.contains("requests: 4000 total, 4000 started, 4000 done, 4000 succeeded, 0 failed"), "{text}");
 }
 
+/// lbd gives an HTTP/2 connection's buffers back each time it has no stream open (TLS records
+/// to the worker's spares, h2's read, write and hpack buffers; third_party/h2). One connection
+/// here goes idle between requests of every shape and must carry each intact: a 3 MB download, a
+/// 2 MB upload, and a header block too large for one frame (CONTINUATION frames).
+#[test]
+fn an_http2_connection_going_idle_between_requests_carries_each_one_intact() {
+    require("sha256sum");
+    let (_a, _lbd, port, _) = start("h2-idle");
+    let dir = scratch("h2-idle-upload");
+    let upload = dir.join("upload.bin");
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&upload, &data).expect("write upload");
+    let sha = Command::new("sha256sum").arg(&upload).output().expect("sha256sum");
+    let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    // Four header values of 7,000 alphanumerics: about 21 KB once HPACK-coded, more than the
+    // 16 KiB frame size, so curl splits the block over CONTINUATION frames.
+    let big: Vec<String> = (0..4u32)
+        .map(|n| {
+            let mut x = 0x9e37_79b9_u32 ^ (n + 1).wrapping_mul(0x85eb_ca6b); // xorshift32
+            let v: String = (0..7000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    let k = (x % 62) as u8;
+                    char::from(match k {
+                        0..=9 => b'0' + k,
+                        10..=35 => b'a' + k - 10,
+                        _ => b'A' + k - 36,
+                    })
+                })
+                .collect();
+            format!("X-Big-{n}: {v}")
+        })
+        .collect();
+    let url = |path: &str| format!("https://127.0.0.1:{port}{path}");
+    let w = "\n%{http_version} %{http_code} %{num_connects} %{size_download}\n";
+    let at = format!("@{}", upload.display());
+    let mut args: Vec<String> = vec![];
+    for round in 0..2 {
+        if round > 0 {
+            args.push("--next".into());
+        }
+        args.extend(["-sk", "--http2", "-o", "/dev/null", "-w", w].map(String::from));
+        args.push(url("/big?bytes=3000000"));
+        args.extend(["--next", "-sk", "--http2", "--data-binary", &at, "-w", w].map(String::from));
+        args.push(url("/upload"));
+        args.extend(["--next", "-sk", "--http2", "-w", w].map(String::from));
+        for h in &big {
+            args.extend(["-H".to_string(), h.clone()]);
+        }
+        args.push(url("/headers"));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (out, ok) = curl(&refs);
+    assert!(ok, "curl failed: {}", &out[..out.len().min(2000)]);
+    let stats: Vec<&str> = out.lines().filter(|l| l.starts_with("2 ")).collect();
+    assert_eq!(stats.len(), 6, "six HTTP/2 answers expected: {}", &out[..out.len().min(2000)]);
+    for (i, line) in stats.iter().enumerate() {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f[1], "200", "request {i}: {line}");
+        // One connection for all six: only the first request connects.
+        assert_eq!(f[2], if i == 0 { "1" } else { "0" }, "request {i} opened a connection: {line}");
+    }
+    assert_eq!(stats[0].split(' ').nth(3), Some("3000000"), "{}", stats[0]);
+    assert_eq!(stats[3].split(' ').nth(3), Some("3000000"), "{}", stats[3]);
+    let uploads = out.matches(&format!("\"sha256\": \"{sha}\", \"bytes\": 2000000")).count();
+    assert_eq!(uploads, 2, "both uploads must arrive intact (sha256 {sha}): {}", &out[..out.len().min(3000)]);
+    for h in &big {
+        let (name, value) = h.split_once(": ").unwrap_or_default();
+        let seen = out.matches(value).count();
+        assert_eq!(seen, 2, "{name} ({} bytes) must reach the backend intact in both rounds", value.len());
+    }
+}
+
+/// The same, at the worst moments: a client (tests/support/h2_pauses.py, frames written by hand)
+/// pauses after a whole request, inside a frame's header, inside a header block, and between a
+/// HEADERS frame and its CONTINUATION. lbd must keep every partial frame while it waits.
+#[test]
+fn an_http2_connection_paused_inside_frames_loses_nothing() {
+    require("python3");
+    let (_a, _lbd, port, _) = start("h2-pauses");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h2_pauses.py");
+    let out = Command::new("python3").arg(&script).arg(port.to_string()).output().expect("python3");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.ends_with("ok\n"), "{text}");
+}
+
 #[test]
 fn bad_tls_config_is_rejected_with_a_clear_reason() {
     let dir = scratch("tlsbad");

@@ -261,7 +261,7 @@ fn spawn(
     peer: SocketAddr,
     guard: ConnGuard,
 ) {
-    let stream = match tokio::net::TcpStream::from_std(socket) {
+    let mut stream = match tokio::net::TcpStream::from_std(socket) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "cannot register a connection");
@@ -269,9 +269,10 @@ fn spawn(
         }
     };
     let (ctx, listener) = (ctx.clone(), listener.clone());
+    // The captured values are used in place, not moved into locals: a task's future would
+    // otherwise keep both copies for the connection's life.
     tokio::task::spawn_local(async move {
-        let _guard = guard;
-        let mut stream = stream;
+        let _guard = &guard;
         // PROXY protocol: required from trusted networks, never honoured from others.
         let trusted = listener.proxy_trusted.borrow().as_ref().map(|nets| nets.iter().any(|n| n.contains(peer.ip())));
         let peer = match trusted {

@@ -36,6 +36,65 @@ const MAX_RECORD: usize = 16 * 1024 + 2048 + 5;
 /// Plaintext taken per `poll_write` (several records; bounds `outgoing`).
 const MAX_WRITE: usize = 64 * 1024;
 
+/// Buffers of connections that wait on their peer, kept on this worker's thread for the next
+/// connection that reads or writes. An idle connection holds no buffer, and a busy one does not
+/// pay a fresh 8 KiB+ allocation each time it waits (that cost ~5% more instructions per HTTP/1.1
+/// request over TLS). Written here, not taken from a crate: it is two thread-local stacks.
+/// Buffers hold only TLS records (ciphertext), never plaintext.
+mod spare {
+    use std::cell::RefCell;
+
+    use bytes::BytesMut;
+
+    /// At most this many buffers of each kind are kept per worker.
+    const KEEP: usize = 8;
+    /// Larger buffers (grown by a large record or write) are freed, not kept.
+    const MAX_KEPT: usize = 32 * 1024;
+
+    thread_local! {
+        static RECV: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+        static SEND: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty receive buffer, from the stack if it has one.
+    pub(super) fn recv() -> BytesMut {
+        RECV.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+    }
+
+    /// An empty send buffer, from the stack if it has one.
+    pub(super) fn send() -> Vec<u8> {
+        SEND.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+    }
+
+    /// Keeps an emptied receive buffer (or frees it if it is large or the stack is full).
+    pub(super) fn keep_recv(mut b: BytesMut) {
+        b.clear();
+        if b.capacity() == 0 || b.capacity() > MAX_KEPT {
+            return;
+        }
+        let _ = RECV.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < KEEP {
+                s.push(b);
+            }
+        });
+    }
+
+    /// Keeps an emptied send buffer (or frees it if it is large or the stack is full).
+    pub(super) fn keep_send(mut v: Vec<u8>) {
+        v.clear();
+        if v.capacity() == 0 || v.capacity() > MAX_KEPT {
+            return;
+        }
+        let _ = SEND.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < KEEP {
+                s.push(v);
+            }
+        });
+    }
+}
+
 /// A TLS server connection on a TCP stream.
 pub struct TlsStream {
     io: TcpStream,
@@ -73,6 +132,17 @@ enum Step {
     PeerClosed,
     /// Both sides sent close_notify.
     Closed,
+}
+
+/// Room for `extra` more bytes at the end of `outgoing` (a spare buffer if it has none);
+/// returns where they start.
+fn grow(outgoing: &mut Vec<u8>, extra: usize) -> usize {
+    if outgoing.capacity() == 0 {
+        *outgoing = spare::send();
+    }
+    let len = outgoing.len();
+    outgoing.resize(len + extra, 0);
+    len
 }
 
 fn tls_error(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
@@ -144,30 +214,21 @@ impl TlsStream {
         !self.plain.is_empty() || !self.incoming.is_empty()
     }
 
-    /// Frees the buffers that are empty (for a connection about to wait for its peer).
+    /// Gives back the buffers that are empty (for a connection about to wait for its peer).
     pub fn release_buffers(&mut self) {
-        if self.incoming.is_empty() {
-            self.incoming = BytesMut::new();
-        }
+        self.release_tls_buffers();
         if self.plain.is_empty() {
             self.plain = BytesMut::new();
         }
-        if self.sent == self.outgoing.len() {
-            self.outgoing = Vec::new();
-            self.sent = 0;
-        }
     }
 
-    /// Frees empty buffers larger than a usual request or response needs.
-    fn release_large_buffers(&mut self) {
-        if self.incoming.is_empty() && self.incoming.capacity() > 2 * READ_ROOM {
-            self.incoming = BytesMut::new();
+    /// Gives the empty TLS buffers to the worker's spares.
+    fn release_tls_buffers(&mut self) {
+        if self.incoming.is_empty() && self.incoming.capacity() != 0 {
+            spare::keep_recv(std::mem::take(&mut self.incoming));
         }
-        if self.plain.is_empty() && self.plain.capacity() > READ_ROOM {
-            self.plain = BytesMut::new();
-        }
-        if self.sent == self.outgoing.len() && self.outgoing.capacity() > 2 * READ_ROOM {
-            self.outgoing = Vec::new();
+        if self.sent == self.outgoing.len() && self.outgoing.capacity() != 0 {
+            spare::keep_send(std::mem::take(&mut self.outgoing));
             self.sent = 0;
         }
     }
@@ -199,8 +260,7 @@ impl TlsStream {
                     }
                 }
                 ConnectionState::EncodeTlsData(mut encode) => {
-                    let len = self.outgoing.len();
-                    self.outgoing.resize(len + 512, 0);
+                    let len = grow(&mut self.outgoing, 512);
                     let n = match encode.encode(&mut self.outgoing[len..]) {
                         Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
                             self.outgoing.resize(len + required_size, 0);
@@ -226,9 +286,8 @@ impl TlsStream {
                 ConnectionState::WriteTraffic(mut traffic) => match write {
                     Some(data) if !data.is_empty() => {
                         let data = &data[..data.len().min(MAX_WRITE)];
-                        let len = self.outgoing.len();
                         // Room for the records' headers, tags and padding (22 bytes in TLS 1.3).
-                        self.outgoing.resize(len + data.len() + 64 * (1 + data.len() / 16384), 0);
+                        let len = grow(&mut self.outgoing, data.len() + 64 * (1 + data.len() / 16384));
                         let n = match traffic.encrypt(data, &mut self.outgoing[len..]) {
                             Ok(n) => n,
                             Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
@@ -246,8 +305,7 @@ impl TlsStream {
                     Some(_) if self.write_closed => Some(Step::Writable),
                     Some(_) => {
                         // An empty write is the request to close (see `poll_shutdown`).
-                        let len = self.outgoing.len();
-                        self.outgoing.resize(len + 64, 0);
+                        let len = grow(&mut self.outgoing, 64);
                         let n = traffic.queue_close_notify(&mut self.outgoing[len..]).map_err(tls_error)?;
                         self.outgoing.truncate(len + n);
                         self.write_closed = true;
@@ -276,8 +334,7 @@ impl TlsStream {
         for _ in 0..4 {
             let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
             let Ok(ConnectionState::EncodeTlsData(mut encode)) = state else { break };
-            let len = self.outgoing.len();
-            self.outgoing.resize(len + 64, 0);
+            let len = grow(&mut self.outgoing, 64);
             match encode.encode(&mut self.outgoing[len..]) {
                 Ok(n) => self.outgoing.truncate(len + n),
                 Err(_) => {
@@ -310,8 +367,18 @@ impl TlsStream {
         if self.incoming.len() >= MAX_RECORD {
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "TLS record too large")));
         }
+        if self.incoming.capacity() == 0 {
+            self.incoming = spare::recv();
+        }
         self.incoming.reserve(READ_ROOM);
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.incoming)
+    }
+}
+
+impl Drop for TlsStream {
+    fn drop(&mut self) {
+        spare::keep_recv(std::mem::take(&mut self.incoming));
+        spare::keep_send(std::mem::take(&mut self.outgoing));
     }
 }
 
@@ -345,10 +412,13 @@ impl AsyncRead for TlsStream {
                         Poll::Ready(Ok(_)) => {}
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                         Poll::Pending => {
-                            // Waiting on the peer: buffers grown past their usual size by a
-                            // large record or response are given back (freeing every buffer
-                            // at each wait cost ~4% more instructions per request).
-                            this.release_large_buffers();
+                            // Waiting on the peer: an idle connection keeps no TLS buffer.
+                            // `plain` is used only when a record overflows the reader's buffer;
+                            // it is freed when it grew past the usual size.
+                            this.release_tls_buffers();
+                            if this.plain.is_empty() && this.plain.capacity() > READ_ROOM {
+                                this.plain = BytesMut::new();
+                            }
                             return Poll::Pending;
                         }
                     }
@@ -391,6 +461,12 @@ impl AsyncWrite for TlsStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_send(cx))?;
+        // All sent. The caller may go on to wait for its peer without reading again (HTTP/2
+        // reads first, then flushes), so the emptied buffer goes back to the spares here.
+        if this.outgoing.capacity() != 0 {
+            spare::keep_send(std::mem::take(&mut this.outgoing));
+            this.sent = 0;
+        }
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
@@ -507,6 +583,39 @@ mod tests {
             client.read_to_end(&mut got).await.expect("download");
             assert!(got == down, "download corrupted ({} bytes)", got.len());
             server.await.expect("server task");
+        });
+    }
+
+    /// TLS records that arrive in pieces, with pauses between: the stream waits on its peer
+    /// holding part of a record (the buffers go to the spares only when empty) and loses none.
+    #[test]
+    fn records_arriving_in_pieces_over_pauses_are_kept_whole() {
+        block_on(async {
+            let (server_cfg, client_cfg) = configs();
+            let (addr, server) = serve_one(server_cfg, |accepted| async move {
+                let mut tls = accepted.expect("handshake");
+                let mut got = vec![0u8; 5000];
+                tls.read_exact(&mut got).await.expect("read");
+                got
+            })
+            .await;
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            tcp.set_nodelay(true).expect("nodelay");
+            let name = pki_types::ServerName::try_from("localhost").expect("name");
+            let mut client = tokio_rustls::TlsConnector::from(client_cfg).connect(name, tcp).await.expect("client");
+            let msg = pattern(5000, 7);
+            let (tcp, conn) = client.get_mut();
+            std::io::Write::write_all(&mut conn.writer(), &msg).expect("plaintext");
+            let mut wire = Vec::new();
+            while conn.wants_write() {
+                conn.write_tls(&mut wire).expect("records");
+            }
+            for piece in wire.chunks(700) {
+                tcp.write_all(piece).await.expect("send");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let got = server.await.expect("server task");
+            assert!(got == msg, "payload corrupted");
         });
     }
 

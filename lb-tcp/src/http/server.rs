@@ -44,9 +44,12 @@ async fn first_byte(ctx: &WorkerCtx, stream: &TcpStream, listener: &ListenerHand
     }
     // `readable()` may complete spuriously (tokio documents false positives); peek waits for a
     // real byte.
+    // `poll_peek` rather than `peek`: the future of the latter is 232 bytes, held by every
+    // connection that waits here.
     let mut first = [0u8; 1];
+    let peeked = std::future::poll_fn(|cx| stream.poll_peek(cx, &mut tokio::io::ReadBuf::new(&mut first)));
     tokio::select! {
-        r = stream.peek(&mut first) => matches!(r, Ok(n) if n > 0),
+        r = peeked => matches!(r, Ok(n) if n > 0),
         () = tokio::time::sleep(wait) => false,
         _ = worker_drain.changed() => false,
         _ = listener_drain.changed() => false,
@@ -81,7 +84,9 @@ async fn serve_tls(
     // TLS buffers either.
     if !tls.has_buffered_data() {
         tls.release_buffers();
-        if !first_byte(&ctx, tls.tcp(), &listener, listener.limits().idle_timeout).await {
+        // Boxed: the wait is larger than the rest of this function's state, which a connection
+        // keeps for its whole life.
+        if !Box::pin(first_byte(&ctx, tls.tcp(), &listener, listener.limits().idle_timeout)).await {
             return;
         }
     }
@@ -134,9 +139,10 @@ async fn drive<C: Graceful>(
     activity: &Activity,
     idle_timeout: std::time::Duration,
     peer: SocketAddr,
-    conn: C,
+    // Boxed by the caller: an async fn keeps its arguments in its state, so a connection passed
+    // by value and then pinned here would be stored twice (1.5 KB for HTTP/2).
+    mut conn: std::pin::Pin<Box<C>>,
 ) {
-    tokio::pin!(conn);
     let mut worker_drain = ctx.drain_signal();
     let mut listener_drain = listener.drain_signal();
     let mut closing = ctx.is_draining() || listener.is_draining();
@@ -192,14 +198,14 @@ async fn run_h1<I>(
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         handle(svc_ctx.clone(), info.clone(), req.map(RequestBody::Hyper))
     });
-    let mut builder = http1::Builder::new();
-    builder
+    let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_request_header_bytes)
-        .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
-    drive(&ctx, &listener, &activity, limits.idle_timeout, peer, conn).await;
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    drive(&ctx, &listener, &activity, limits.idle_timeout, peer, Box::pin(conn)).await;
 }
 
 async fn run_h2<I>(
@@ -227,8 +233,7 @@ async fn run_h2<I>(
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         Box::pin(handle(svc_ctx.clone(), info.clone(), req.map(RequestBody::Hyper)))
     });
-    let mut builder = http2::Builder::new(super::LocalExec);
-    builder
+    let conn = http2::Builder::new(super::LocalExec)
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
         // Flow control: 1 MiB per stream and 4 MiB per connection bound what one client can make
@@ -239,7 +244,7 @@ async fn run_h2<I>(
         // Rapid reset (CVE-2023-44487): cap streams a client may open and reset before they are
         // accepted, and streams that end in errors this side sends; past either, GOAWAY.
         .max_pending_accept_reset_streams(Some(64))
-        .max_local_error_reset_streams(Some(256));
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
-    drive(&ctx, &listener, &activity, limits.idle_timeout, peer, conn).await;
+        .max_local_error_reset_streams(Some(256))
+        .serve_connection(TokioIo::new(io), svc);
+    drive(&ctx, &listener, &activity, limits.idle_timeout, peer, Box::pin(conn)).await;
 }

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""An HTTP/2 client that pauses inside frames, written frame by frame over TLS.
+
+lbd gives an idle HTTP/2 connection's buffers back while it waits with no stream open. This
+client makes it wait at the worst moments: after a whole request, in the middle of a HEADERS
+frame (5 of its bytes sent), and between a HEADERS frame and its CONTINUATION. Every request must
+still be answered 200 with the backend's body.
+
+Usage: h2_pauses.py PORT [PAUSE_SECONDS]     exit 0 and "ok" when all answers came back whole.
+"""
+import socket
+import ssl
+import sys
+import time
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, SETTINGS, CONTINUATION, GOAWAY, RST = 0, 1, 4, 9, 7, 3
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+
+
+def frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def header_block(authority):
+    # :method GET, :scheme https, :path / (static table), :authority as a literal.
+    return bytes([0x82, 0x87, 0x84, 0x41, len(authority)]) + authority
+
+
+class Conn:
+    def __init__(self, port):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.s = ctx.wrap_socket(raw, server_hostname="a.test")
+        if self.s.selected_alpn_protocol() != "h2":
+            sys.exit(f"ALPN gave {self.s.selected_alpn_protocol()!r}, not h2")
+        self.buf = b""
+        self.s.sendall(PREFACE + frame(SETTINGS, 0, 0))
+
+    def send(self, data, pause_after=0.0):
+        self.s.sendall(data)
+        if pause_after:
+            time.sleep(pause_after)
+
+    def read_frame(self):
+        while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
+            chunk = self.s.recv(65536)
+            if not chunk:
+                sys.exit("lbd closed the connection")
+            self.buf += chunk
+        n = int.from_bytes(self.buf[:3], "big")
+        kind, flags = self.buf[3], self.buf[4]
+        stream = int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF
+        payload = self.buf[9 : 9 + n]
+        self.buf = self.buf[9 + n :]
+        return kind, flags, stream, payload
+
+    def response(self, stream):
+        """(status byte of the first header field, body) of `stream`."""
+        status, body = None, b""
+        while True:
+            kind, flags, sid, payload = self.read_frame()
+            if kind == SETTINGS and not flags & ACK:
+                self.s.sendall(frame(SETTINGS, ACK, 0))
+            elif kind in (GOAWAY, RST):
+                sys.exit(f"lbd sent frame type {kind} on stream {sid}: {payload!r}")
+            elif sid == stream and kind == HEADERS:
+                status = payload[0]
+                if flags & END_STREAM:
+                    return status, body
+            elif sid == stream and kind == DATA:
+                body += payload
+                if flags & END_STREAM:
+                    return status, body
+
+
+def main():
+    port = int(sys.argv[1])
+    pause = float(sys.argv[2]) if len(sys.argv) > 2 else 0.3
+    c = Conn(port)
+    block = header_block(b"a.test")
+
+    def check(stream, what):
+        status, body = c.response(stream)
+        # 0x88: ":status: 200" from the static table.
+        if status != 0x88 or not body.endswith(b"\n"):
+            sys.exit(f"{what}: status field {status!r}, body {body!r}")
+        print(f"{what}: 200 {body!r}")
+
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, block), pause)
+    check(1, "whole request")
+    # The connection has been idle for `pause`: its buffers are gone. Half a frame header, a
+    # pause (lbd reads 5 bytes and waits with no stream open), then the rest.
+    f = frame(HEADERS, END_STREAM | END_HEADERS, 3, block)
+    c.send(f[:5], pause)
+    c.send(f[5:])
+    check(3, "request split inside its frame header")
+    f = frame(HEADERS, END_STREAM | END_HEADERS, 5, block)
+    c.send(f[:12], pause)
+    c.send(f[12:])
+    check(5, "request split inside its header block")
+    # A header block over two frames, with a pause between them.
+    c.send(frame(HEADERS, END_STREAM, 7, block[:3]), pause)
+    c.send(frame(CONTINUATION, END_HEADERS, 7, block[3:]))
+    check(7, "header block continued after a pause")
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
