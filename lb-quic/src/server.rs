@@ -280,10 +280,14 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
             .with_client_cert(client_cert)
             .with_local(local_addr),
     );
-    let mut h3c = match h3::server::builder()
-        .max_field_section_size(limits.max_request_header_bytes as u64)
-        .build::<_, Bytes>(h3_quinn::Connection::new(conn.clone()))
-        .await
+    // Boxed: h3's setup future is 4 KB, and this function's state (kept for the connection's
+    // life) would otherwise be sized by it.
+    let mut h3c = match Box::pin(
+        h3::server::builder()
+            .max_field_section_size(limits.max_request_header_bytes as u64)
+            .build::<_, Bytes>(h3_quinn::Connection::new(conn.clone())),
+    )
+    .await
     {
         Ok(c) => c,
         Err(e) => {

@@ -30,7 +30,16 @@ pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr,
     let local = stream.local_addr().ok();
     match listener.tls() {
         None => Box::pin(run_h1(ctx, stream, peer, local, listener, "http", None)).await,
-        Some(tls) => Box::pin(serve_tls(ctx, stream, peer, local, listener, tls)).await,
+        Some(tls) => {
+            let Some(tls) = Box::pin(tls_ready(&ctx, stream, peer, &listener, tls)).await else { return };
+            let client = tls.peer_certificates().and_then(lb_tls::client_identity);
+            // Boxed so the waiting state above is not sized by hyper's connection.
+            if tls.alpn_protocol() == Some(b"h2") {
+                Box::pin(run_h2(ctx, tls, peer, local, listener, client)).await;
+            } else {
+                Box::pin(run_h1(ctx, tls, peer, local, listener, "https", client)).await;
+            }
+        }
     }
 }
 
@@ -56,26 +65,27 @@ async fn first_byte(ctx: &WorkerCtx, stream: &TcpStream, listener: &ListenerHand
     }
 }
 
-/// TLS handshake (bounded by `header_read_timeout`), then HTTP/2 or HTTP/1.1 as ALPN chose.
-async fn serve_tls(
-    ctx: Rc<WorkerCtx>,
+/// TLS handshake (bounded by `header_read_timeout`), then the wait for the client's first
+/// request; `None` if either fails. The caller runs HTTP/2 or HTTP/1.1 as ALPN chose, once this
+/// future (boxed) is gone: a connection does not keep its state for its whole life.
+async fn tls_ready(
+    ctx: &WorkerCtx,
     stream: TcpStream,
     peer: SocketAddr,
-    local: Option<SocketAddr>,
-    listener: Rc<ListenerHandle>,
+    listener: &ListenerHandle,
     tls: std::sync::Arc<lb_tls::ServerConfig>,
-) {
+) -> Option<Box<TlsStream>> {
     let mut tls =
         match tokio::time::timeout(listener.limits().header_read_timeout, TlsStream::accept(stream, tls)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 ctx.state.borrow_mut().metrics.counters.tls_handshake_failures += 1;
-                return;
+                return None;
             }
             Err(_) => {
                 ctx.state.borrow_mut().metrics.counters.tls_handshake_failures += 1;
-                return;
+                return None;
             }
         };
     // As for plain connections: hyper's connection and buffers wait for the client's first
@@ -84,19 +94,11 @@ async fn serve_tls(
     // TLS buffers either.
     if !tls.has_buffered_data() {
         tls.release_buffers();
-        // Boxed: the wait is larger than the rest of this function's state, which a connection
-        // keeps for its whole life.
-        if !Box::pin(first_byte(&ctx, tls.tcp(), &listener, listener.limits().idle_timeout)).await {
-            return;
+        if !first_byte(ctx, tls.tcp(), listener, listener.limits().idle_timeout).await {
+            return None;
         }
     }
-    let client = tls.peer_certificates().and_then(lb_tls::client_identity);
-    // Boxed so the waiting state above is not sized by hyper's connection.
-    if tls.alpn_protocol() == Some(b"h2") {
-        Box::pin(run_h2(ctx, tls, peer, local, listener, client)).await;
-    } else {
-        Box::pin(run_h1(ctx, tls, peer, local, listener, "https", client)).await;
-    }
+    Some(tls)
 }
 
 /// What the drive loop needs of a hyper server connection.
