@@ -64,6 +64,10 @@ GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >"$DIR/cadd
 for p in 19400 19401 19411; do for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done; done
 sleep 0.5
 echo "{\"kind\":\"meta\",\"note\":\"bench/h3.sh $SECS $IDLE on $(nproc) cores, $(uname -r), $(date -u +%FT%TZ). lbd $(./target/release/lbd --version | awk '{print $2}') (2 workers), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). Load: lb-bench (quinn 0.11 + h3 0.0.8), 16 connections x 32 streams, GET / (6 bytes) from lb-bench origin over HTTP/1.1.\"}" >> "$OUT"
+# Idle connections first, on fresh processes: memory freed after the load runs would be reused
+# and hide part of the cost per connection.
+$B conns --kind h3 -n "$IDLE" --hold 3 --meter $LBD_PID --label lbd --scenario idle-h3 --json "$OUT" 127.0.0.1:19401
+$B conns --kind h3 -n "$IDLE" --hold 3 --meter $CADDY_PID --label caddy --scenario idle-h3 --json "$OUT" 127.0.0.1:19411
 # Warm-up, then the measured runs, alternating balancers.
 for port in 19401 19411; do $B load --h3 -c 4 -m 8 -n 2000 "https://localhost:$port/" >/dev/null 2>&1 || true; done
 for round in 1 2; do
@@ -75,5 +79,3 @@ for round in 1 2; do
   $B load --h3 --quiche -c 16 -m 32 -d "$SECS" --meter $CADDY_PID --label caddy --scenario h3-quiche-16x32 --json "$OUT" "https://localhost:19411/"
 done
 $B load --h2 -c 16 -m 32 -d "$SECS" --meter $LBD_PID --label lbd --scenario h2tls-16x32 --json "$OUT" "https://localhost:19401/"
-$B conns --kind h3 -n "$IDLE" --hold 3 --meter $LBD_PID --label lbd --scenario idle-h3 --json "$OUT" 127.0.0.1:19401
-$B conns --kind h3 -n "$IDLE" --hold 3 --meter $CADDY_PID --label caddy --scenario idle-h3 --json "$OUT" 127.0.0.1:19411

@@ -56,23 +56,18 @@ mod spare {
         static SEND: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// An empty receive buffer, from the stack if it has one.
-    pub(super) fn recv() -> BytesMut {
-        RECV.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+    type Stack<B> = std::thread::LocalKey<RefCell<Vec<B>>>;
+
+    fn take<B: Default>(stack: &'static Stack<B>) -> B {
+        stack.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
     }
 
-    /// An empty send buffer, from the stack if it has one.
-    pub(super) fn send() -> Vec<u8> {
-        SEND.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
-    }
-
-    /// Keeps an emptied receive buffer (or frees it if it is large or the stack is full).
-    pub(super) fn keep_recv(mut b: BytesMut) {
-        b.clear();
-        if b.capacity() == 0 || b.capacity() > MAX_KEPT {
+    /// Keeps an emptied buffer of `capacity` bytes, unless it is large or the stack is full.
+    fn keep<B>(stack: &'static Stack<B>, b: B, capacity: usize) {
+        if capacity == 0 || capacity > MAX_KEPT {
             return;
         }
-        let _ = RECV.try_with(|s| {
+        let _ = stack.try_with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < KEEP {
                 s.push(b);
@@ -80,18 +75,26 @@ mod spare {
         });
     }
 
-    /// Keeps an emptied send buffer (or frees it if it is large or the stack is full).
+    /// An empty receive buffer, from the stack if it has one.
+    pub(super) fn recv() -> BytesMut {
+        take(&RECV)
+    }
+
+    /// An empty send buffer, from the stack if it has one.
+    pub(super) fn send() -> Vec<u8> {
+        take(&SEND)
+    }
+
+    pub(super) fn keep_recv(mut b: BytesMut) {
+        b.clear();
+        let capacity = b.capacity();
+        keep(&RECV, b, capacity);
+    }
+
     pub(super) fn keep_send(mut v: Vec<u8>) {
         v.clear();
-        if v.capacity() == 0 || v.capacity() > MAX_KEPT {
-            return;
-        }
-        let _ = SEND.try_with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < KEEP {
-                s.push(v);
-            }
-        });
+        let capacity = v.capacity();
+        keep(&SEND, v, capacity);
     }
 }
 
