@@ -12,8 +12,10 @@
 //! caller ──encrypt──▶ outgoing (TLS records) ──write──▶ socket
 //! ```
 //!
-//! and gives them back when empty ([`TlsStream::release_buffers`]): a connection waiting after
-//! its handshake holds rustls's session state and nothing else.
+//! and gives them back when empty, each time the connection waits on its peer and after each
+//! complete flush: a waiting connection holds rustls's session state and nothing else. `incoming`
+//! and `outgoing` go to the worker's spares (`spare`), which the next connection to read or
+//! write takes from, so a busy connection does not allocate them anew at every wait.
 
 use std::io;
 use std::pin::Pin;
