@@ -5,7 +5,8 @@
 #   lbd      h2load through lbd (release build, access log off)
 #   nginx    h2load through nginx as a reverse proxy with upstream keep-alive (the peer)
 # For each balancer it reads its own CPU time (utime+stime of all its processes) from /proc before
-# and after the run and reports CPU-seconds per 10k requests and the ratio lbd / nginx.
+# and after the run and reports CPU-seconds per 10k requests (split into user and kernel time per
+# request) and the ratio lbd / nginx.
 # Usage: [IO_BACKEND=auto|uring|epoll] bench/h1.sh [requests] [connections]   (defaults 200000, 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,27 +70,32 @@ for p in $ORIGIN $NGINX_PORT $LBD_PORT; do
 done
 
 HZ=$(getconf CLK_TCK)
-cpu_ticks() { # sum utime+stime of a process and its children processes
-  local total=0 p
+cpu_ticks() { # "utime stime" summed over a process and its children processes
+  local user=0 sys=0 p u s
   for p in $1 $(pgrep -P "$1" || true); do
     [ -r /proc/$p/stat ] || continue
-    total=$((total + $(awk '{print $14 + $15}' /proc/$p/stat)))
+    read -r u s < <(awk '{print $14, $15}' /proc/$p/stat)
+    user=$((user + u)); sys=$((sys + s))
   done
-  echo $total
+  echo "$user $sys"
 }
 run() { # $1 label, $2 port, $3 pid to meter (or "")
   h2load --h1 -n $((N / 10)) -c "$C" "http://127.0.0.1:$2/" >/dev/null 2>&1   # warm-up
-  local before=0 after=0 out
-  [ -n "$3" ] && before=$(cpu_ticks "$3")
+  local u0=0 s0=0 u1=0 s1=0 out
+  [ -n "$3" ] && read -r u0 s0 < <(cpu_ticks "$3")
   out=$(h2load --h1 -n "$N" -c "$C" "http://127.0.0.1:$2/")
-  [ -n "$3" ] && after=$(cpu_ticks "$3")
+  [ -n "$3" ] && read -r u1 s1 < <(cpu_ticks "$3")
   local rps ok
   rps=$(echo "$out" | awk '/^finished in/ {print $4}')
   ok=$(echo "$out" | awk -F'[ ,]+' '/^requests:/ {print $8}')
-  local cpu_s per10k
-  cpu_s=$(awk -v t=$((after - before)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
-  per10k=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$N" 'BEGIN { printf "%.3f", t / hz / (n / 10000) }')
-  printf "%-8s %12s req/s  succeeded %s/%s  balancer CPU %s s  CPU-s per 10k req %s\n" "$1" "$rps" "$ok" "$N" "$cpu_s" "$per10k"
+  local cpu_s per10k split
+  cpu_s=$(awk -v t=$((u1 + s1 - u0 - s0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
+  per10k=$(awk -v t=$((u1 + s1 - u0 - s0)) -v hz="$HZ" -v n="$N" 'BEGIN { printf "%.3f", t / hz / (n / 10000) }')
+  # User and kernel time per request: the kernel's share is the same loopback TCP work for any
+  # balancer making the same socket calls; the user share is the balancer's own code.
+  split=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$HZ" -v n="$N" \
+    'BEGIN { printf "user %.2f + kernel %.2f us/req", u / hz * 1e6 / n, s / hz * 1e6 / n }')
+  printf "%-8s %12s req/s  succeeded %s/%s  balancer CPU %s s  CPU-s per 10k req %s  (%s)\n" "$1" "$rps" "$ok" "$N" "$cpu_s" "$per10k" "$split"
   echo "$per10k" > "$DIR/$1.cpu"
 }
 echo "h2load --h1 -n $N -c $C, $(nproc) cores, $(date -u +%FT%TZ)"
