@@ -51,9 +51,8 @@ async fn first_byte(ctx: &WorkerCtx, stream: &TcpStream, listener: &ListenerHand
     if ctx.is_draining() || listener.is_draining() {
         return false;
     }
-    // `readable()` may complete spuriously (tokio documents false positives); peek waits for a
-    // real byte.
-    // `poll_peek` rather than `peek`: the future of the latter is 232 bytes, held by every
+    // `readable()` may complete spuriously (tokio documents false positives); a peek waits for a
+    // real byte. `poll_peek` rather than `peek`, whose future is 232 bytes held by every
     // connection that waits here.
     let mut first = [0u8; 1];
     let peeked = std::future::poll_fn(|cx| stream.poll_peek(cx, &mut tokio::io::ReadBuf::new(&mut first)));
