@@ -5,12 +5,13 @@
 # dumped after N requests. TLS=1: the clients speak HTTP/1.1 over TLS 1.3 (ECDSA P-256; handshakes
 # happen in the warm-up, so the count is the record layer and the proxy).
 # H2=1: HTTP/2 over TLS instead, 8 connections x 16 streams.
-# Usage: [TLS=1|H2=1] bench/callgrind-h1.sh [requests]   (default 10000)
+# H3=1: HTTP/3 instead (lb-bench's quinn client), 8 connections x 16 streams.
+# Usage: [TLS=1|H2=1|H3=1] bench/callgrind-h1.sh [requests]   (default 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 for tool in valgrind h2load nginx; do command -v $tool >/dev/null || { echo "needs $tool (apt-get install valgrind nghttp2-client nginx-light)"; exit 1; }; done
-cargo build --release -q
+cargo build --release -q -p lbd -p lb-bench
 DIR=$(mktemp -d /tmp/lbd-cg.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; [ -n "${KEEP:-}" ] && echo "kept $DIR" || rm -rf "$DIR"; }
@@ -24,13 +25,15 @@ NGX
 SCHEME=http KIND=http TLSCONF=""
 LOAD="--h1 -c 8"
 [ -n "${H2:-}" ] && { TLS=1; LOAD="-c 8 -m 16"; }
+H3CONF=false
+[ -n "${H3:-}" ] && { TLS=1; H3CONF=true; }
 if [ -n "${TLS:-}" ]; then
   openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-    -addext subjectAltName=DNS:bench.test -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+    -addext subjectAltName=DNS:bench.test,DNS:localhost -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
   SCHEME=https KIND=https
   TLSCONF="[listeners.tls]
 certificates = [{ cert = \"$DIR/cert.pem\", key = \"$DIR/key.pem\" }]
-http3 = false"
+http3 = $H3CONF"
 fi
 cat > "$DIR/lbd.toml" <<TOML
 workers = 1
@@ -54,9 +57,15 @@ nginx -c "$DIR/origin.conf" & PIDS+=($!)
 valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" ./target/release/lbd run --config "$DIR/lbd.toml" 2>"$DIR/vg.err" &
 VG=$!; PIDS+=($VG)
 for _ in $(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/18910) 2>/dev/null && break; sleep 0.5; done
-h2load $LOAD -n 2000 $SCHEME://127.0.0.1:18910/ >/dev/null
-callgrind_control -z "$VG" >/dev/null
-h2load $LOAD -n "$N" $SCHEME://127.0.0.1:18910/ | grep -E "^requests:"
+if [ -n "${H3:-}" ]; then
+  ./target/release/lb-bench load --h3 -c 8 -m 16 -n 2000 https://localhost:18910/ >/dev/null
+  callgrind_control -z "$VG" >/dev/null
+  ./target/release/lb-bench load --h3 -c 8 -m 16 -n "$N" https://localhost:18910/ | grep -o "[0-9]* ok, [0-9]* errors"
+else
+  h2load $LOAD -n 2000 $SCHEME://127.0.0.1:18910/ >/dev/null
+  callgrind_control -z "$VG" >/dev/null
+  h2load $LOAD -n "$N" $SCHEME://127.0.0.1:18910/ | grep -E "^requests:"
+fi
 callgrind_control -d "$VG" >/dev/null
 sleep 1
 last=$(ls -t "$DIR"/cg.out* | head -1)
