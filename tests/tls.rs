@@ -182,9 +182,9 @@ fn an_http2_connection_going_idle_between_requests_carries_each_one_intact() {
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let (out, ok) = curl(&refs);
-    assert!(ok, "curl failed: {}", &out[..out.len().min(2000)]);
+    assert!(ok, "curl failed: {}", clip(&out, 2000));
     let stats: Vec<&str> = out.lines().filter(|l| l.starts_with("2 ")).collect();
-    assert_eq!(stats.len(), 6, "six HTTP/2 answers expected: {}", &out[..out.len().min(2000)]);
+    assert_eq!(stats.len(), 6, "six HTTP/2 answers expected: {}", clip(&out, 2000));
     for (i, line) in stats.iter().enumerate() {
         let f: Vec<&str> = line.split(' ').collect();
         assert_eq!(f[1], "200", "request {i}: {line}");
@@ -194,12 +194,18 @@ fn an_http2_connection_going_idle_between_requests_carries_each_one_intact() {
     assert_eq!(stats[0].split(' ').nth(3), Some("3000000"), "{}", stats[0]);
     assert_eq!(stats[3].split(' ').nth(3), Some("3000000"), "{}", stats[3]);
     let uploads = out.matches(&format!("\"sha256\": \"{sha}\", \"bytes\": 2000000")).count();
-    assert_eq!(uploads, 2, "both uploads must arrive intact (sha256 {sha}): {}", &out[..out.len().min(3000)]);
+    assert_eq!(uploads, 2, "both uploads must arrive intact (sha256 {sha}): {}", clip(&out, 3000));
     for h in &big {
         let (name, value) = h.split_once(": ").unwrap_or_default();
         let seen = out.matches(value).count();
         assert_eq!(seen, 2, "{name} ({} bytes) must reach the backend intact in both rounds", value.len());
     }
+}
+
+/// The first `n` characters of `s` (for assertion messages; slicing bytes could split a
+/// character and panic).
+fn clip(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
 }
 
 /// The same, at the worst moments: a client (tests/support/h2_pauses.py, frames written by hand)
