@@ -125,6 +125,45 @@ fn aioquic_fetches_and_uploads_over_http3_and_tcp_advertises_it() {
 }
 
 #[test]
+fn an_http3_connection_going_idle_between_requests_carries_each_one_intact() {
+    // An idle QUIC connection gives back its event queue, send buffer and drained reassembly
+    // storage, and a stream gets its state only once used (third_party/quinn, quinn-proto). One
+    // aioquic connection here goes idle between requests, and opens 254 request streams: past
+    // the 100 the client may open at first, so the later ones are those MAX_STREAMS allows as
+    // earlier ones close.
+    let s = start("h3-idle", "");
+    let mut paths = vec!["/big?bytes=2000000".to_string(), "~/upload".to_string()];
+    for i in 0..250 {
+        paths.push(if i % 50 == 49 { "~/" } else { "/" }.to_string());
+    }
+    paths.push("~/big?bytes=2000000".to_string());
+    paths.push("~/upload".to_string());
+    let mut args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    args.extend(["--post-path", "/upload", "--post-bytes", "1000000", "--pause", "0.5"]);
+    let r = aioquic(s.port, &args);
+    assert_eq!(r.len(), paths.len(), "one response per request");
+    let expected = Command::new("python3")
+        .args(["-c", "import hashlib; print(hashlib.sha256(bytes(i % 251 for i in range(1000000))).hexdigest())"])
+        .output()
+        .expect("python3");
+    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_string();
+    for (i, (resp, path)) in r.iter().zip(&paths).enumerate() {
+        assert_eq!(field(resp, "status"), "200", "request {i} ({path})");
+        assert_eq!(field(resp, "port"), field(&r[0], "port"), "request {i} on the same connection");
+        let body = field(resp, "body");
+        match path.trim_start_matches('~') {
+            "/big?bytes=2000000" => {
+                assert_eq!(body.chars().count(), 2_000_000, "request {i}");
+                assert!(body.chars().enumerate().all(|(j, c)| c as usize == j % 251), "request {i}: pattern intact");
+            }
+            "/upload" => assert!(body.contains(&expected) && body.contains("1000000"), "request {i}: {body}"),
+            _ => assert_eq!(body, "a\n", "request {i}"),
+        }
+    }
+    assert_eq!(s.lbd.metric("lbd_quic_connections_total", &[]), 1.0, "all on one connection");
+}
+
+#[test]
 fn ngtcp2_client_fetches_over_http3() {
     require("gtlsclient");
     let s = start("h3-ngtcp2", "");

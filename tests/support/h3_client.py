@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """An HTTP/3 client on aioquic (an independent QUIC stack) for lbd's tests.
 
-  h3_client.py PORT PATH [PATH ...] [--rebind N] [--post-bytes N] [--new-cid]
+  h3_client.py PORT PATH [PATH ...] [--rebind N] [--post-bytes N] [--post-path P] [--pause S] [--new-cid]
 
 Opens one QUIC connection to 127.0.0.1:PORT (SNI "localhost", certificate not verified) and
 requests each PATH in turn. With --rebind N it then, N times, moves the connection to a fresh
 local UDP port (a NAT rebinding; --new-cid also switches to a new connection ID, a client
 migration) and requests the first PATH again on the same connection. With --post-bytes N every
-request is a POST of N bytes. With --zero-rtt a first connection gets a session ticket and a
+request is a POST of N bytes, or with --post-path P only the requests for P. With --pause S the
+client waits S seconds, its connection idle, before each PATH written with a leading "~" (the "~"
+is not sent). With --zero-rtt a first connection gets a session ticket and a
 second one sends every PATH at once as 0-RTT early data. Prints one JSON line per response:
 {"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
 """
@@ -102,6 +104,8 @@ def args():
     p.add_argument("--rebind", type=int, default=0)
     p.add_argument("--new-cid", action="store_true")
     p.add_argument("--post-bytes", type=int, default=0)
+    p.add_argument("--post-path", default=None, help="only requests for this path are POSTs")
+    p.add_argument("--pause", type=float, default=0, help="idle seconds before each ~PATH")
     p.add_argument("--zero-rtt", action="store_true")
     p.add_argument("--deadline", type=float, default=60, help="seconds for the whole run")
     return p.parse_args()
@@ -114,7 +118,15 @@ async def run(a):
     method = "POST" if a.post_bytes else "GET"
 
     async def one(client, path):
-        status, hdrs, data = await client.request(method, path, body)
+        if path.startswith("~"):
+            path = path[1:]
+            await asyncio.sleep(a.pause)
+        if a.post_path is None:
+            status, hdrs, data = await client.request(method, path, body)
+        elif path == a.post_path:
+            status, hdrs, data = await client.request("POST", path, body)
+        else:
+            status, hdrs, data = await client.request("GET", path, b"")
         port = client._transport.get_extra_info("sockname")[1]
         # The connection ID the server chose for itself (the one this client sends to).
         cid = client._quic._peer_cid.cid.hex()
