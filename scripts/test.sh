@@ -32,5 +32,5 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
-# Upstream's unit tests of the patched quinn and quinn-proto (third_party/), on the patched source.
+# Upstream's unit tests of the patched quinn, quinn-proto and h3 (third_party/), on the patched source.
 third_party/test-upstream.sh
