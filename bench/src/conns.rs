@@ -27,6 +27,8 @@ pub(crate) struct ConnsSpec {
     pub(crate) count: usize,
     pub(crate) kind: String,
     pub(crate) hold: Duration,
+    /// `h3` only: requests sent at once on each connection before it goes idle
+    pub(crate) burst: usize,
     pub(crate) meter: Vec<u32>,
 }
 
@@ -85,7 +87,7 @@ pub(crate) fn run(spec: &ConnsSpec) -> Result<ConnsResult, String> {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let rss_before = meter::usage_of(&spec.meter).rss;
         if spec.kind == "h3" {
-            let conns = crate::h3::open_idle(spec.target, spec.count).await?;
+            let conns = crate::h3::open_idle(spec.target, spec.count, spec.burst).await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
             let rss_after = meter::usage_of(&spec.meter).rss;
             tokio::time::sleep(spec.hold).await;

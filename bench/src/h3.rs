@@ -126,12 +126,20 @@ pub(crate) async fn connection(
 }
 
 /// Opens `count` idle HTTP/3 connections (one request each, so the h3 session is set up).
-pub(crate) async fn open_idle(addr: SocketAddr, count: usize) -> Result<Vec<H3Conn>, String> {
+pub(crate) async fn open_idle(addr: SocketAddr, count: usize, burst: usize) -> Result<Vec<H3Conn>, String> {
     let uri: http::Uri = format!("https://localhost:{}/", addr.port()).parse().map_err(|e| format!("{e}"))?;
     let mut conns = Vec::with_capacity(count);
     for _ in 0..count {
-        let mut c = connect(addr, "localhost").await?;
-        get(&mut c.send, &uri).await?;
+        let c = connect(addr, "localhost").await?;
+        // `burst` requests at once, each on its own stream, as a browser loading a page does.
+        let mut gets = tokio::task::JoinSet::new();
+        for _ in 0..burst.max(1) {
+            let (mut send, uri) = (c.send.clone(), uri.clone());
+            gets.spawn(async move { get(&mut send, &uri).await });
+        }
+        while let Some(done) = gets.join_next().await {
+            done.map_err(|e| e.to_string())??;
+        }
         conns.push(c);
     }
     Ok(conns)

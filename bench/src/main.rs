@@ -105,6 +105,10 @@ enum Cmd {
         /// Seconds to hold them before checking they are still open.
         #[arg(long, default_value_t = 5.0)]
         hold: f64,
+        /// `h3` only: requests sent at once on each connection, each on its own stream, before
+        /// it goes idle (a page load); at most the balancer's stream limit.
+        #[arg(long, default_value_t = 1)]
+        burst: usize,
         #[command(flatten)]
         record: Record,
     },
@@ -177,7 +181,7 @@ fn main() -> ExitCode {
                 )
             })
         }
-        Cmd::Conns { target, count, kind, hold, record } => {
+        Cmd::Conns { target, count, kind, hold, burst, record } => {
             if !["tcp", "h2", "tls", "h2tls", "h3"].contains(&kind.as_str()) {
                 eprintln!("--kind must be tcp, h2, tls, h2tls or h3");
                 return ExitCode::from(2);
@@ -187,6 +191,7 @@ fn main() -> ExitCode {
                 count,
                 kind,
                 hold: Duration::from_secs_f64(hold),
+                burst,
                 meter: record.meter.clone(),
             };
             conns::run(&spec).and_then(|r| {

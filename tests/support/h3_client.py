@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """An HTTP/3 client on aioquic (an independent QUIC stack) for lbd's tests.
 
-  h3_client.py PORT PATH [PATH ...] [--rebind N] [--post-bytes N] [--post-path P] [--pause S] [--new-cid]
+  h3_client.py PORT PATH [PATH ...] [--rebind N] [--post-bytes N] [--post-path P] [--pause S]
+               [--parallel] [--new-cid]
 
 Opens one QUIC connection to 127.0.0.1:PORT (SNI "localhost", certificate not verified) and
 requests each PATH in turn. With --rebind N it then, N times, moves the connection to a fresh
@@ -9,7 +10,8 @@ local UDP port (a NAT rebinding; --new-cid also switches to a new connection ID,
 migration) and requests the first PATH again on the same connection. With --post-bytes N every
 request is a POST of N bytes, or with --post-path P only the requests for P. With --pause S the
 client waits S seconds, its connection idle, before each PATH written with a leading "~" (the "~"
-is not sent). With --zero-rtt a first connection gets a session ticket and a
+is not sent). With --parallel the PATHs from one "~PATH" to the next are requested all at once,
+each on its own stream (a page load), and printed in order. With --zero-rtt a first connection gets a session ticket and a
 second one sends every PATH at once as 0-RTT early data. Prints one JSON line per response:
 {"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
 """
@@ -106,6 +108,7 @@ def args():
     p.add_argument("--post-bytes", type=int, default=0)
     p.add_argument("--post-path", default=None, help="only requests for this path are POSTs")
     p.add_argument("--pause", type=float, default=0, help="idle seconds before each ~PATH")
+    p.add_argument("--parallel", action="store_true", help="request each group of PATHs at once")
     p.add_argument("--zero-rtt", action="store_true")
     p.add_argument("--deadline", type=float, default=60, help="seconds for the whole run")
     return p.parse_args()
@@ -117,20 +120,28 @@ async def run(a):
     body = bytes(i % 251 for i in range(a.post_bytes))
     method = "POST" if a.post_bytes else "GET"
 
-    async def one(client, path):
-        if path.startswith("~"):
-            path = path[1:]
-            await asyncio.sleep(a.pause)
+    async def fetch(client, path):
         if a.post_path is None:
-            status, hdrs, data = await client.request(method, path, body)
-        elif path == a.post_path:
-            status, hdrs, data = await client.request("POST", path, body)
-        else:
-            status, hdrs, data = await client.request("GET", path, b"")
+            return await client.request(method, path, body)
+        if path == a.post_path:
+            return await client.request("POST", path, body)
+        return await client.request("GET", path, b"")
+
+    def show(client, status, hdrs, data):
         port = client._transport.get_extra_info("sockname")[1]
         # The connection ID the server chose for itself (the one this client sends to).
         cid = client._quic._peer_cid.cid.hex()
         print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "port": port, "server_cid": cid}), flush=True)
+
+    async def group(client, paths):
+        if paths[0].startswith("~"):
+            await asyncio.sleep(a.pause)
+        results = await asyncio.gather(*(fetch(client, p.lstrip("~")) for p in paths))
+        for status, hdrs, data in results:
+            show(client, status, hdrs, data)
+
+    async def one(client, path):
+        await group(client, [path])
 
     if a.zero_rtt:
         # A first connection for a session ticket; the requests then go as 0-RTT early data on a
@@ -151,8 +162,17 @@ async def run(a):
                 print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "early_data_accepted": early}), flush=True)
         return
     async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client) as client:
-        for path in a.paths:
-            await one(client, path)
+        if a.parallel:
+            groups = []
+            for path in a.paths:
+                if not groups or path.startswith("~"):
+                    groups.append([])
+                groups[-1].append(path)
+            for paths in groups:
+                await group(client, paths)
+        else:
+            for path in a.paths:
+                await one(client, path)
         for _ in range(a.rebind):
             await client.rebind(a.new_cid)
             await one(client, a.paths[0])

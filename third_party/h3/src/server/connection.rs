@@ -286,6 +286,12 @@ where
                 }
                 Poll::Pending => {
                     if self.ongoing_streams.is_empty() {
+                        // lbd patch: a set that grew in a burst of requests gives its storage
+                        // back once they are all done (upstream kept it for the connection's
+                        // life).
+                        if self.ongoing_streams.capacity() > 16 {
+                            self.ongoing_streams = HashSet::new();
+                        }
                         // Tell the caller there is not more ongoing requests.
                         // Still, the completion of future requests will wake us.
                         return Poll::Ready(());

@@ -385,6 +385,9 @@ impl<'a> SendStream<'a> {
 }
 
 /// A queue of streams with pending outgoing data, sorted by priority
+/// lbd patch: the pending-stream queue capacity kept once it is empty
+const PENDING_KEPT: usize = 16;
+
 struct PendingStreamsQueue {
     streams: BinaryHeap<PendingStream>,
     /// The next stream to write out. This is `Some` when `TransportConfig::send_fairness(false)` and writing a stream is
@@ -434,7 +437,13 @@ impl PendingStreamsQueue {
     }
 
     fn pop(&mut self) -> Option<PendingStream> {
-        self.next.take().or_else(|| self.streams.pop())
+        let next = self.next.take().or_else(|| self.streams.pop());
+        // lbd patch: once empty, a queue that grew in a burst of streams gives its storage back
+        // (upstream kept it for the connection's life).
+        if self.streams.is_empty() && self.streams.capacity() > PENDING_KEPT {
+            self.streams = BinaryHeap::new();
+        }
+        next
     }
 
     fn clear(&mut self) {
