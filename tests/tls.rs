@@ -210,7 +210,9 @@ fn clip(s: &str, n: usize) -> String {
 
 /// The same, at the worst moments: a client (tests/support/h2_pauses.py, frames written by hand)
 /// pauses after a whole request, inside a frame's header, inside a header block, and between a
-/// HEADERS frame and its CONTINUATION. lbd must keep every partial frame while it waits.
+/// HEADERS frame and its CONTINUATION. lbd must keep every partial frame while it waits. Then two
+/// bursts of 60 streams at once with a pause between them: the storage a burst grew is given
+/// back while the connection waits, and the next burst must come through whole.
 #[test]
 fn an_http2_connection_paused_inside_frames_loses_nothing() {
     require("python3");

@@ -5,7 +5,8 @@
 //! Kinds: `tcp` (connect only), `h2` (HTTP/2 client preface and SETTINGS sent, cleartext),
 //! `tls` (TLS handshake done, ALPN http/1.1), `h2tls` (TLS with ALPN h2, then the preface).
 //! `h3`: QUIC connections with the HTTP/3 session set up by one request, each from its own UDP
-//! socket (quinn + h3).
+//! socket (quinn + h3). With `--burst N` (`h2tls` and `h3`), each connection first carries N
+//! requests at once, each on its own stream, as a browser loading a page does.
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -27,7 +28,7 @@ pub(crate) struct ConnsSpec {
     pub(crate) count: usize,
     pub(crate) kind: String,
     pub(crate) hold: Duration,
-    /// `h3` only: requests sent at once on each connection before it goes idle
+    /// `h2tls` and `h3`: requests sent at once on each connection before it goes idle
     pub(crate) burst: usize,
     pub(crate) meter: Vec<u32>,
 }
@@ -94,6 +95,9 @@ pub(crate) fn run(spec: &ConnsSpec) -> Result<ConnsResult, String> {
             let alive = conns.iter().filter(|c| c.conn.close_reason().is_none()).count();
             return Ok(ConnsResult { opened: conns.len(), alive, rss_before, rss_after });
         }
+        if spec.kind == "h2tls" && spec.burst > 1 {
+            return h2_after_burst(spec, rss_before).await;
+        }
         let mut conns: Vec<TcpStream> = Vec::with_capacity(spec.count);
         let mut tls_conns = Vec::new();
         let tls =
@@ -129,6 +133,46 @@ pub(crate) fn run(spec: &ConnsSpec) -> Result<ConnsResult, String> {
             + tls_conns.iter().filter(|s| still_open(s.get_ref().0)).count();
         Ok(ConnsResult { opened, alive, rss_before, rss_after })
     })
+}
+
+/// `h2tls` with `--burst`: HTTP/2 connections (hyper's client) that each carried `burst`
+/// requests at once before going idle.
+async fn h2_after_burst(spec: &ConnsSpec, rss_before: u64) -> Result<ConnsResult, String> {
+    use http_body_util::{BodyExt, Empty};
+    let tls = crate::load::tls_connector(true);
+    let uri: http::Uri = format!("https://{}/", spec.target).parse().map_err(|e| format!("{e}"))?;
+    let mut senders = Vec::with_capacity(spec.count);
+    for i in 0..spec.count {
+        let s = open(spec.target, i).await.map_err(|e| format!("connection {i} failed: {e}"))?;
+        let name = rustls::pki_types::ServerName::IpAddress(spec.target.ip().into());
+        let t = tls.connect(name, s).await.map_err(|e| format!("TLS handshake {i}: {e}"))?;
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(t),
+        )
+        .await
+        .map_err(|e| format!("HTTP/2 handshake {i}: {e}"))?;
+        tokio::spawn(conn);
+        let mut gets = tokio::task::JoinSet::new();
+        for _ in 0..spec.burst {
+            let (mut sender, uri) = (sender.clone(), uri.clone());
+            gets.spawn(async move {
+                let req = http::Request::get(uri).body(Empty::<bytes::Bytes>::new()).map_err(|e| e.to_string())?;
+                let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                resp.into_body().collect().await.map_err(|e| e.to_string())?;
+                Ok::<(), String>(())
+            });
+        }
+        while let Some(done) = gets.join_next().await {
+            done.map_err(|e| e.to_string())??;
+        }
+        senders.push(sender);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = meter::usage_of(&spec.meter).rss;
+    tokio::time::sleep(spec.hold).await;
+    let alive = senders.iter().filter(|s| !s.is_closed()).count();
+    Ok(ConnsResult { opened: senders.len(), alive, rss_before, rss_after })
 }
 
 /// Open means: no EOF and no error; bytes the server sent (SETTINGS) are read and dropped.

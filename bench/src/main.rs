@@ -105,8 +105,8 @@ enum Cmd {
         /// Seconds to hold them before checking they are still open.
         #[arg(long, default_value_t = 5.0)]
         hold: f64,
-        /// `h3` only: requests sent at once on each connection, each on its own stream, before
-        /// it goes idle (a page load); at most the balancer's stream limit.
+        /// `h2tls` and `h3`: requests sent at once on each connection, each on its own stream,
+        /// before it goes idle (a page load); at most the balancer's stream limit.
         #[arg(long, default_value_t = 1)]
         burst: usize,
         #[command(flatten)]

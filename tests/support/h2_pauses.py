@@ -3,8 +3,10 @@
 
 lbd gives an idle HTTP/2 connection's buffers back while it waits with no stream open. This
 client makes it wait at the worst moments: after a whole request, in the middle of a HEADERS
-frame (5 of its bytes sent), and between a HEADERS frame and its CONTINUATION. Every request must
-still be answered 200 with the backend's body.
+frame (5 of its bytes sent), and between a HEADERS frame and its CONTINUATION. lbd also gives back
+what a burst of streams grew (stream store, frame buffers), so the client then sends two bursts of
+60 requests at once with a pause between them, and a last request. Every request must still be
+answered 200 with the backend's body.
 
 Usage: h2_pauses.py PORT [PAUSE_SECONDS]     exit 0 and "ok" when all answers came back whole.
 """
@@ -60,21 +62,24 @@ class Conn:
 
     def response(self, stream):
         """(status byte of the first header field, body) of `stream`."""
-        status, body = None, b""
-        while True:
+        return self.responses([stream])[stream]
+
+    def responses(self, streams):
+        """{stream: (status byte of the first header field, body)} once every one has ended."""
+        status, body, open_ = {}, {sid: b"" for sid in streams}, set(streams)
+        while open_:
             kind, flags, sid, payload = self.read_frame()
             if kind == SETTINGS and not flags & ACK:
                 self.s.sendall(frame(SETTINGS, ACK, 0))
             elif kind in (GOAWAY, RST):
                 sys.exit(f"lbd sent frame type {kind} on stream {sid}: {payload!r}")
-            elif sid == stream and kind == HEADERS:
-                status = payload[0]
-                if flags & END_STREAM:
-                    return status, body
-            elif sid == stream and kind == DATA:
-                body += payload
-                if flags & END_STREAM:
-                    return status, body
+            elif sid in open_ and kind == HEADERS:
+                status[sid] = payload[0]
+            elif sid in open_ and kind == DATA:
+                body[sid] += payload
+            if sid in open_ and kind in (HEADERS, DATA) and flags & END_STREAM:
+                open_.discard(sid)
+        return {sid: (status.get(sid), body[sid]) for sid in streams}
 
 
 def main():
@@ -83,12 +88,23 @@ def main():
     c = Conn(port)
     block = header_block(b"a.test")
 
-    def check(stream, what):
-        status, body = c.response(stream)
+    def verify(what, status, body):
         # 0x88: ":status: 200" from the static table.
         if status != 0x88 or not body.endswith(b"\n"):
             sys.exit(f"{what}: status field {status!r}, body {body!r}")
+
+    def check(stream, what):
+        status, body = c.response(stream)
+        verify(what, status, body)
         print(f"{what}: 200 {body!r}")
+
+    def burst(first, what):
+        streams = list(range(first, first + 2 * 60, 2))
+        c.send(b"".join(frame(HEADERS, END_STREAM | END_HEADERS, sid, block) for sid in streams))
+        for sid, (status, body) in c.responses(streams).items():
+            verify(f"{what}, stream {sid}", status, body)
+        print(f"{what}: 60 times 200")
+        return first + 2 * 60
 
     c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, block), pause)
     check(1, "whole request")
@@ -106,6 +122,14 @@ def main():
     c.send(frame(HEADERS, END_STREAM, 7, block[:3]), pause)
     c.send(frame(CONTINUATION, END_HEADERS, 7, block[3:]))
     check(7, "header block continued after a pause")
+    time.sleep(pause)
+    # Bursts of 60 streams at once; between them the connection waits with none open.
+    nxt = burst(9, "first burst of 60")
+    time.sleep(pause)
+    nxt = burst(nxt, "second burst of 60, after a pause")
+    time.sleep(pause)
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, nxt, block))
+    check(nxt, "one request after the bursts")
     print("ok")
 
 

@@ -337,6 +337,7 @@ where
                             // (With streams open, it will soon read or write again.)
                             if !self.inner.streams.has_streams() {
                                 self.codec.release_idle_buffers();
+                                self.inner.streams.release_idle_storage();
                             }
                             return Poll::Pending;
                         }

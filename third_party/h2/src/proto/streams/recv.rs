@@ -85,6 +85,11 @@ pub(crate) enum Open {
 }
 
 impl Recv {
+    /// lbd: gives back the received-event buffer's storage when it holds nothing.
+    pub(super) fn release_idle_storage(&mut self) {
+        self.buffer.release_idle_storage();
+    }
+
     pub fn new(peer: peer::Dyn, config: &Config) -> Self {
         let next_stream_id = if peer.is_server() { 1 } else { 2 };
 

@@ -79,6 +79,17 @@ pub(super) trait Resolve {
 // ===== impl Store =====
 
 impl Store {
+    /// lbd: gives back the storage of the stream slab and the id map when they hold nothing.
+    /// An empty slab means no stream is left, so no `Key` can still refer into it.
+    pub fn release_idle_storage(&mut self) {
+        if self.slab.is_empty() && self.slab.capacity() > 0 {
+            self.slab = slab::Slab::new();
+        }
+        if self.ids.is_empty() && self.ids.capacity() > 0 {
+            self.ids = IndexMap::new();
+        }
+    }
+
     pub fn new() -> Self {
         Store {
             slab: slab::Slab::new(),
