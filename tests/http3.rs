@@ -124,6 +124,41 @@ fn aioquic_fetches_and_uploads_over_http3_and_tcp_advertises_it() {
     assert!(s.lbd.metric("lbd_quic_connections_total", &[]) >= 2.0);
 }
 
+/// Sends `paths` over one aioquic connection (`extra` are h3_client.py's options; uploads go to
+/// /upload with `up` bytes) and checks every response: 200, on the same connection, and its body
+/// intact (downloads of `down` bytes by their pattern, uploads by the sha256 the backend saw).
+fn fetch_all_on_one_connection(s: &Setup, paths: &[String], extra: &[&str], down: usize, up: usize) {
+    let mut args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let up_bytes = up.to_string();
+    args.extend(["--post-path", "/upload", "--post-bytes", &up_bytes, "--pause", "0.5"]);
+    args.extend(extra);
+    let r = aioquic(s.port, &args);
+    assert_eq!(r.len(), paths.len(), "one response per request");
+    let expected = Command::new("python3")
+        .args([
+            "-c",
+            &format!("import hashlib; print(hashlib.sha256(bytes(i % 251 for i in range({up}))).hexdigest())"),
+        ])
+        .output()
+        .expect("python3");
+    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_string();
+    let big = format!("/big?bytes={down}");
+    for (i, (resp, path)) in r.iter().zip(paths).enumerate() {
+        assert_eq!(field(resp, "status"), "200", "request {i} ({path})");
+        assert_eq!(field(resp, "port"), field(&r[0], "port"), "request {i} on the same connection");
+        let body = field(resp, "body");
+        match path.trim_start_matches('~') {
+            p if p == big => {
+                assert_eq!(body.chars().count(), down, "request {i}");
+                assert!(body.chars().enumerate().all(|(j, c)| c as usize == j % 251), "request {i}: pattern intact");
+            }
+            "/upload" => assert!(body.contains(&expected) && body.contains(&up_bytes), "request {i}: {body}"),
+            _ => assert_eq!(body, "a\n", "request {i}"),
+        }
+    }
+    assert_eq!(s.lbd.metric("lbd_quic_connections_total", &[]), 1.0, "all on one connection");
+}
+
 #[test]
 fn an_http3_connection_going_idle_between_requests_carries_each_one_intact() {
     // An idle QUIC connection gives back its event queue, send buffer and drained reassembly
@@ -138,29 +173,7 @@ fn an_http3_connection_going_idle_between_requests_carries_each_one_intact() {
     }
     paths.push("~/big?bytes=2000000".to_string());
     paths.push("~/upload".to_string());
-    let mut args: Vec<&str> = paths.iter().map(String::as_str).collect();
-    args.extend(["--post-path", "/upload", "--post-bytes", "1000000", "--pause", "0.5"]);
-    let r = aioquic(s.port, &args);
-    assert_eq!(r.len(), paths.len(), "one response per request");
-    let expected = Command::new("python3")
-        .args(["-c", "import hashlib; print(hashlib.sha256(bytes(i % 251 for i in range(1000000))).hexdigest())"])
-        .output()
-        .expect("python3");
-    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_string();
-    for (i, (resp, path)) in r.iter().zip(&paths).enumerate() {
-        assert_eq!(field(resp, "status"), "200", "request {i} ({path})");
-        assert_eq!(field(resp, "port"), field(&r[0], "port"), "request {i} on the same connection");
-        let body = field(resp, "body");
-        match path.trim_start_matches('~') {
-            "/big?bytes=2000000" => {
-                assert_eq!(body.chars().count(), 2_000_000, "request {i}");
-                assert!(body.chars().enumerate().all(|(j, c)| c as usize == j % 251), "request {i}: pattern intact");
-            }
-            "/upload" => assert!(body.contains(&expected) && body.contains("1000000"), "request {i}: {body}"),
-            _ => assert_eq!(body, "a\n", "request {i}"),
-        }
-    }
-    assert_eq!(s.lbd.metric("lbd_quic_connections_total", &[]), 1.0, "all on one connection");
+    fetch_all_on_one_connection(&s, &paths, &[], 2_000_000, 1_000_000);
 }
 
 #[test]
@@ -181,29 +194,7 @@ fn an_http3_connection_idle_after_bursts_of_streams_carries_the_next_burst_intac
             paths.push(if burst > 0 && i == 0 { format!("~{path}") } else { path.to_string() });
         }
     }
-    let mut args: Vec<&str> = paths.iter().map(String::as_str).collect();
-    args.extend(["--parallel", "--post-path", "/upload", "--post-bytes", "300000", "--pause", "0.5"]);
-    let r = aioquic(s.port, &args);
-    assert_eq!(r.len(), paths.len(), "one response per request");
-    let expected = Command::new("python3")
-        .args(["-c", "import hashlib; print(hashlib.sha256(bytes(i % 251 for i in range(300000))).hexdigest())"])
-        .output()
-        .expect("python3");
-    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_string();
-    for (i, (resp, path)) in r.iter().zip(&paths).enumerate() {
-        assert_eq!(field(resp, "status"), "200", "request {i} ({path})");
-        assert_eq!(field(resp, "port"), field(&r[0], "port"), "request {i} on the same connection");
-        let body = field(resp, "body");
-        match path.trim_start_matches('~') {
-            "/big?bytes=500000" => {
-                assert_eq!(body.chars().count(), 500_000, "request {i}");
-                assert!(body.chars().enumerate().all(|(j, c)| c as usize == j % 251), "request {i}: pattern intact");
-            }
-            "/upload" => assert!(body.contains(&expected) && body.contains("300000"), "request {i}: {body}"),
-            _ => assert_eq!(body, "a\n", "request {i}"),
-        }
-    }
-    assert_eq!(s.lbd.metric("lbd_quic_connections_total", &[]), 1.0, "all on one connection");
+    fetch_all_on_one_connection(&s, &paths, &["--parallel"], 500_000, 300_000);
 }
 
 #[test]
