@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${1:-}
-N=200000; IDLE=8000; IDLE_TLS=3000; IDLE_H3=1000; RATE=20000; SECS=5   # IDLE: HAProxy needs 2 fds per connection under the 20,000-fd cap
-if [ "$QUICK" = "--quick" ]; then N=20000; IDLE=1000; IDLE_TLS=300; IDLE_H3=200; RATE=5000; SECS=2; fi
+N=200000; IDLE=8000; IDLE_TLS=3000; IDLE_H3=1000; IDLE_BURST=300; BURST=100; RATE=20000; SECS=5   # IDLE: HAProxy needs 2 fds per connection under the 20,000-fd cap
+if [ "$QUICK" = "--quick" ]; then N=20000; IDLE=1000; IDLE_TLS=300; IDLE_H3=200; IDLE_BURST=50; RATE=5000; SECS=2; fi
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 need=()
@@ -215,6 +215,19 @@ fresh
 for b in "lbd 19141 $LBD_PID" "caddy 19133 $CADDY_PID"; do
   set -- $b
   $BENCH conns 127.0.0.1:$2 -n "$IDLE_H3" --kind h3 --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle HTTP/3 connections ($IDLE_H3, one request done)"
+done
+# A browser loading a page sends dozens of requests at once, then leaves the connection idle: what
+# the burst made a balancer's per-connection state grow to may stay.
+echo "== idle connections after a burst of $BURST requests at once: resident memory per connection"
+fresh
+for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID"; do
+  set -- $b
+  $BENCH conns 127.0.0.1:$2 -n "$IDLE_BURST" --kind h2tls --burst "$BURST" --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle HTTP/2-over-TLS connections after $BURST requests at once ($IDLE_BURST)"
+done
+fresh
+for b in "lbd 19141 $LBD_PID" "caddy 19133 $CADDY_PID"; do
+  set -- $b
+  $BENCH conns 127.0.0.1:$2 -n "$IDLE_BURST" --kind h3 --burst "$BURST" --hold 3 --meter "$3" --json "$RAW" --label "$1" --scenario "Idle HTTP/3 connections after $BURST requests at once ($IDLE_BURST)"
 done
 echo "== HTTP/1.1 keep-alive, closed loop, 64 connections"
 for b in "lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "caddy 19131 $CADDY_PID"; do
