@@ -106,7 +106,8 @@ enum Cmd {
         #[arg(long, default_value_t = 5.0)]
         hold: f64,
         /// `h2tls` and `h3`: requests sent at once on each connection, each on its own stream,
-        /// before it goes idle (a page load); at most the balancer's stream limit.
+        /// before it goes idle (a page load); at most the balancer's stream limit. At 1, `h3`
+        /// connections carry one request and `h2tls` ones only the preface, as without it.
         #[arg(long, default_value_t = 1)]
         burst: usize,
         #[command(flatten)]

@@ -11,8 +11,8 @@ migration) and requests the first PATH again on the same connection. With --post
 request is a POST of N bytes, or with --post-path P only the requests for P. With --pause S the
 client waits S seconds, its connection idle, before each PATH written with a leading "~" (the "~"
 is not sent). With --parallel the PATHs from one "~PATH" to the next are requested all at once,
-each on its own stream (a page load), and printed in order. With --zero-rtt a first connection gets a session ticket and a
-second one sends every PATH at once as 0-RTT early data. Prints one JSON line per response:
+each on its own stream (a page load), and printed in order. With --zero-rtt a first connection
+gets a session ticket and a second one sends every PATH at once as 0-RTT early data. Prints one JSON line per response:
 {"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
 """
 import argparse
@@ -162,17 +162,14 @@ async def run(a):
                 print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "early_data_accepted": early}), flush=True)
         return
     async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client) as client:
-        if a.parallel:
-            groups = []
-            for path in a.paths:
-                if not groups or path.startswith("~"):
-                    groups.append([])
-                groups[-1].append(path)
-            for paths in groups:
-                await group(client, paths)
-        else:
-            for path in a.paths:
-                await one(client, path)
+        # One path per group, or with --parallel a group from each "~PATH" to the next.
+        groups = []
+        for path in a.paths:
+            if not a.parallel or not groups or path.startswith("~"):
+                groups.append([])
+            groups[-1].append(path)
+        for paths in groups:
+            await group(client, paths)
         for _ in range(a.rebind):
             await client.rebind(a.new_cid)
             await one(client, a.paths[0])

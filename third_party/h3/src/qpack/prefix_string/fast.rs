@@ -9,6 +9,8 @@
 //! output is byte for byte what upstream's encoder writes; `encode.rs` and `decode.rs` stay as the
 //! reference the tests compare against.
 
+use bytes::BufMut;
+
 use super::table::{CODES, FIRST, LIMIT, OFFSET, SORTED};
 
 /// Number of bytes `value` takes once Huffman-coded
@@ -17,9 +19,9 @@ pub(super) fn encoded_len(value: &[u8]) -> usize {
     bits.div_ceil(8)
 }
 
-/// Appends the Huffman code of `value` to `out`, padded with the most significant bits of EOS
-pub(super) fn encode_into(value: &[u8], out: &mut Vec<u8>) {
-    out.reserve(encoded_len(value));
+/// Appends the Huffman code of `value` to `out` (`encoded_len` bytes), padded with the most
+/// significant bits of EOS
+pub(super) fn encode_into<B: BufMut>(value: &[u8], out: &mut B) {
     // Bits not yet written, in the low `pending` bits of `acc` (never more than 7 + 30).
     let mut acc: u64 = 0;
     let mut pending: u32 = 0;
@@ -29,11 +31,11 @@ pub(super) fn encode_into(value: &[u8], out: &mut Vec<u8>) {
         pending += u32::from(len);
         while pending >= 8 {
             pending -= 8;
-            out.push((acc >> pending) as u8);
+            out.put_u8((acc >> pending) as u8);
         }
     }
     if pending > 0 {
-        out.push(((acc << (8 - pending)) as u8) | (0xff >> pending));
+        out.put_u8(((acc << (8 - pending)) as u8) | (0xff >> pending));
     }
 }
 

@@ -63,12 +63,11 @@ pub fn decode<B: Buf>(size: u8, buf: &mut B) -> Result<Vec<u8>, Error> {
 }
 
 pub fn encode<B: BufMut>(size: u8, flags: u8, value: &[u8], buf: &mut B) -> Result<(), Error> {
-    // lbd patch: table-driven Huffman encoding (`fast.rs`), written in one piece; the same bytes
-    // as upstream's bit-by-bit encoder.
-    let mut encoded = Vec::new();
-    fast::encode_into(value, &mut encoded);
-    prefix_int::encode(size - 1, flags << 1 | 1, encoded.len().try_into()?, buf);
-    buf.put_slice(&encoded);
+    // lbd patch: table-driven Huffman encoding (`fast.rs`) straight into `buf`, its length
+    // counted first; the same bytes as upstream's bit-by-bit encoder.
+    let len = fast::encoded_len(value);
+    prefix_int::encode(size - 1, flags << 1 | 1, len.try_into()?, buf);
+    fast::encode_into(value, buf);
     Ok(())
 }
 
