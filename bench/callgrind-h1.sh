@@ -6,12 +6,13 @@
 # happen in the warm-up, so the count is the record layer and the proxy).
 # H2=1: HTTP/2 over TLS instead, 8 connections x 16 streams.
 # H3=1: HTTP/3 instead (lb-bench's quinn client), 8 connections x 16 streams.
-# Usage: [TLS=1|H2=1|H3=1] bench/callgrind-h1.sh [requests]   (default 10000)
+# LBD=PATH: count a prebuilt lbd binary instead of building target/release/lbd (for A/B runs).
+# Usage: [TLS=1|H2=1|H3=1] [LBD=PATH] bench/callgrind-h1.sh [requests]   (default 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 for tool in valgrind h2load nginx; do command -v $tool >/dev/null || { echo "needs $tool (apt-get install valgrind nghttp2-client nginx-light)"; exit 1; }; done
-cargo build --release -q -p lbd -p lb-bench
+if [ -z "${LBD:-}" ]; then cargo build --release -q -p lbd -p lb-bench; LBD=./target/release/lbd; fi
 DIR=$(mktemp -d /tmp/lbd-cg.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; [ -n "${KEEP:-}" ] && echo "kept $DIR" || rm -rf "$DIR"; }
@@ -54,7 +55,7 @@ name = "origin"
 endpoints = ["127.0.0.1:18911"]
 TOML
 nginx -c "$DIR/origin.conf" & PIDS+=($!)
-valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" ./target/release/lbd run --config "$DIR/lbd.toml" 2>"$DIR/vg.err" &
+valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" "$LBD" run --config "$DIR/lbd.toml" 2>"$DIR/vg.err" &
 VG=$!; PIDS+=($VG)
 for _ in $(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/18910) 2>/dev/null && break; sleep 0.5; done
 if [ -n "${H3:-}" ]; then

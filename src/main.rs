@@ -25,6 +25,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// The allocator is the one piece of process-wide state every worker touches on every request.
+// jemalloc keeps a cache per thread and hands threads their own arenas, so the per-core workers
+// do not contend on it, and it costs fewer instructions per allocation than glibc's malloc. Its
+// options (background purging) are set at build time in .cargo/config.toml. Why jemalloc and
+// not mimalloc: bench/results/README.md, "Allocator".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "lbd", version, about = "lbd: an L4/L7 load balancer with per-core share-nothing workers")]
 struct Cli {

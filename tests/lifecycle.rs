@@ -170,6 +170,23 @@ fn admin_api_answers() {
     }
 }
 
+/// lbd runs on jemalloc with background purging (src/main.rs, .cargo/config.toml). The options
+/// are built in only when cargo reads the workspace's config, so a build that missed them would
+/// otherwise keep, while idle, whatever a burst of requests grew its memory to, and say nothing.
+#[test]
+fn lbd_runs_on_jemalloc_with_background_purging() {
+    let out = Command::new(LBD)
+        .args(["check", "--config", "conf/demo.toml"])
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .expect("lbd check");
+    assert!(out.status.success(), "{out:?}");
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(stats.contains("jemalloc statistics"), "lbd is not running on jemalloc: {stats}");
+    assert!(stats.contains("opt.background_thread: true"), "{stats}");
+    assert!(stats.contains("opt.dirty_decay_ms: 1000"), "{stats}");
+}
+
 #[test]
 fn doctor_audits_the_host_and_the_config() {
     let dir = scratch("doctor");
