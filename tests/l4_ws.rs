@@ -48,6 +48,54 @@ fn tcp_forwarding_works_on_both_io_backends() {
     }
 }
 
+/// A client that finishes sending (shuts down its write side) and then waits for the answer: the
+/// backend sees the end of the request only when lbd passes the half-close on, and its answer,
+/// written after that, must come back whole before lbd closes the client's side.
+#[test]
+fn tcp_forwarding_passes_a_half_close_on_and_returns_the_answer_after_it() {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    const REQUEST: usize = 3 << 20;
+    const ANSWER: usize = 2 << 20;
+    for backend in ["uring", "epoll"] {
+        let server = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        let target = server.local_addr().expect("backend addr").to_string();
+        // The backend: reads the whole request (to EOF), then answers with its length and
+        // ANSWER patterned bytes, then closes.
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).expect("backend read to EOF");
+            let intact = got.iter().enumerate().all(|(i, b)| usize::from(*b) == i % 253);
+            let mut answer = format!("{} {intact}\n", got.len()).into_bytes();
+            answer.extend((0..ANSWER).map(|i| (i % 241) as u8));
+            s.write_all(&answer).expect("backend write");
+        });
+        let (admin, port) = (free_port(), free_port());
+        let _lbd = Lbd::start("l4half", admin, &tcp_config(admin, port, backend, &target));
+        let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect to lbd");
+        c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let request: Vec<u8> = (0..REQUEST).map(|i| (i % 253) as u8).collect();
+        c.write_all(&request).expect("send request");
+        c.shutdown(Shutdown::Write).expect("half-close");
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer).expect("read the answer to EOF");
+        peer.join().expect("backend thread");
+        let head = format!("{REQUEST} true\n");
+        assert!(
+            answer.starts_with(head.as_bytes()),
+            "{backend}: {:?}",
+            String::from_utf8_lossy(&answer[..answer.len().min(40)])
+        );
+        let body = &answer[head.len()..];
+        assert_eq!(body.len(), ANSWER, "{backend}: answer cut short");
+        assert!(body.iter().enumerate().all(|(i, b)| usize::from(*b) == i % 241), "{backend}: answer corrupted");
+    }
+}
+
 #[test]
 fn tcp_listener_retries_a_dead_endpoint() {
     let a = Backend::start("a");

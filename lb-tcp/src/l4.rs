@@ -1,12 +1,18 @@
 //! L4 TCP forwarding: pick an endpoint (retrying connect failures on others), then copy bytes
 //! both ways until both sides finish or the connection idles out.
 //!
-//! On the io_uring backend the copy uses tokio-uring's owned-buffer reads and writes; on epoll,
-//! tokio's `copy_bidirectional`. An idle io_uring read cannot be cancelled by dropping it (the
-//! kernel still owns the buffer), so idle timeout shuts the sockets down, which completes it.
+//! On the io_uring backend the copy uses tokio-uring's owned-buffer reads and writes, each
+//! direction with its own buffer for the connection's life. An idle io_uring read cannot be
+//! cancelled by dropping it (the kernel still owns the buffer), so idle timeout shuts the sockets
+//! down, which completes it. On epoll, each direction waits for bytes holding no buffer and
+//! borrows one of the worker's spare 64 KiB buffers (`crate::spare`) only while bytes are in
+//! flight ([`copy_both_ways`]).
 
+use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Instant, SystemTime};
 
 use lb_core::access_log::AccessRecord;
@@ -17,10 +23,13 @@ use tokio::net::TcpStream;
 use tokio_uring::buf::BoundedBuf;
 
 use crate::accept::ListenerHandle;
-use crate::activity::{Activity, ActivityIo};
+use crate::activity::Activity;
 use crate::ctx::{ClusterRt, WorkerCtx};
 
 const URING_BUF: usize = 16 * 1024;
+/// Bytes one read may move on the epoll backend: a 64 KiB body in one or two reads and writes
+/// (tokio's `copy_bidirectional` moves 8 KiB at a time, for 16 system calls per 64 KiB).
+const EPOLL_BUF: usize = 64 * 1024;
 
 /// Forwards one client connection to the listener's cluster.
 pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, listener: Rc<ListenerHandle>) {
@@ -146,11 +155,10 @@ async fn forward(
             }
             let _ = upstream.set_nodelay(true);
             let _gauge = UpstreamGauge::new(ctx);
-            let activity = Rc::new(Activity::default());
-            let mut a = ActivityIo::new(client, activity.clone());
-            let mut b = ActivityIo::new(upstream, activity.clone());
+            let activity = Activity::default();
+            let mut client = client;
             tokio::select! {
-                r = tokio::io::copy_bidirectional(&mut a, &mut b) => {
+                r = copy_both_ways(&mut client, &mut upstream, &activity) => {
                     if let Err(e) = r {
                         tracing::debug!(%addr, error = %e, "tcp forward ended");
                     }
@@ -185,6 +193,74 @@ async fn forward(
             }
             Ok(())
         }
+    }
+}
+
+/// Copies bytes both ways until each side has finished sending (a half-close is passed on), or
+/// either way fails. In place of tokio's `copy_bidirectional`, which keeps two 8 KiB buffers for
+/// the connection's life: here an idle connection holds no buffer, and a busy one moves 64 KiB
+/// per read.
+async fn copy_both_ways(a: &mut TcpStream, b: &mut TcpStream, activity: &Activity) -> io::Result<()> {
+    let (a_read, a_write) = a.split();
+    let (b_read, b_write) = b.split();
+    tokio::try_join!(copy_one_way(a_read, b_write, activity), copy_one_way(b_read, a_write, activity))?;
+    Ok(())
+}
+
+async fn copy_one_way(
+    mut from: tokio::net::tcp::ReadHalf<'_>,
+    mut to: tokio::net::tcp::WriteHalf<'_>,
+    activity: &Activity,
+) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        // A buffer is taken for each poll and given back if nothing came: waiting holds none.
+        let (buf, n) = std::future::poll_fn(|cx| {
+            let mut buf = spare_buf::take();
+            match tokio_util::io::poll_read_buf(Pin::new(&mut from), cx, &mut buf) {
+                Poll::Pending => {
+                    spare_buf::keep(buf);
+                    Poll::Pending
+                }
+                Poll::Ready(r) => Poll::Ready(r.map(|n| (buf, n))),
+            }
+        })
+        .await?;
+        if n == 0 {
+            spare_buf::keep(buf);
+            return to.shutdown().await;
+        }
+        activity.touch();
+        to.write_all(&buf).await?;
+        activity.touch();
+        spare_buf::keep(buf);
+    }
+}
+
+/// The worker's spare buffers for the epoll copy (`crate::spare`).
+mod spare_buf {
+    use std::cell::RefCell;
+
+    use super::EPOLL_BUF;
+
+    /// Enough for the connections moving bytes at the same instant on one worker; more are freed.
+    const KEEP: usize = 8;
+
+    thread_local! {
+        static BUFS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer with room for `EPOLL_BUF` bytes.
+    pub(super) fn take() -> Vec<u8> {
+        let mut b = crate::spare::take(&BUFS);
+        b.reserve_exact(EPOLL_BUF);
+        b
+    }
+
+    pub(super) fn keep(mut b: Vec<u8>) {
+        b.clear();
+        let capacity = b.capacity();
+        crate::spare::keep(&BUFS, b, capacity, EPOLL_BUF, KEEP);
     }
 }
 

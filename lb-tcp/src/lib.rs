@@ -17,7 +17,8 @@
 //!              │                          → response streamed back in http::body::ProxyBody;
 //!              │                            an HTTP/1.1 body carries its connection back to
 //!              │                            the pool at its end
-//!              └─ tcp listener ──▶ l4::serve_tcp (io_uring owned buffers, or tokio copy)
+//!              └─ tcp listener ──▶ l4::serve_tcp (io_uring owned buffers, or epoll readiness
+//!                                  with the worker's spare buffers)
 //! ```
 //!
 //! Idle timeouts use [`activity`] (a counter bumped by IO, checked by a watchdog), drain and
@@ -34,5 +35,6 @@ pub mod l4;
 pub mod listener;
 pub mod pool;
 pub mod proxy_protocol;
+mod spare;
 pub mod tls;
 mod waiting;

@@ -38,15 +38,14 @@ const MAX_RECORD: usize = 16 * 1024 + 2048 + 5;
 /// Plaintext taken per `poll_write` (several records; bounds `outgoing`).
 const MAX_WRITE: usize = 64 * 1024;
 
-/// Buffers of connections that wait on their peer, kept on this worker's thread for the next
-/// connection that reads or writes. An idle connection holds no buffer, and a busy one does not
-/// pay a fresh 8 KiB+ allocation each time it waits (that cost ~5% more instructions per HTTP/1.1
-/// request over TLS). Written here, not taken from a crate: it is two thread-local stacks.
+/// The worker's spare TLS record buffers (`crate::spare`): an idle TLS connection holds none.
 /// Buffers hold only TLS records (ciphertext), never plaintext.
 mod spare {
     use std::cell::RefCell;
 
     use bytes::BytesMut;
+
+    use crate::spare::{keep, take};
 
     /// At most this many buffers of each kind are kept per worker.
     const KEEP: usize = 8;
@@ -56,25 +55,6 @@ mod spare {
     thread_local! {
         static RECV: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
         static SEND: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    }
-
-    type Stack<B> = std::thread::LocalKey<RefCell<Vec<B>>>;
-
-    fn take<B: Default>(stack: &'static Stack<B>) -> B {
-        stack.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
-    }
-
-    /// Keeps an emptied buffer of `capacity` bytes, unless it is large or the stack is full.
-    fn keep<B>(stack: &'static Stack<B>, b: B, capacity: usize) {
-        if capacity == 0 || capacity > MAX_KEPT {
-            return;
-        }
-        let _ = stack.try_with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < KEEP {
-                s.push(b);
-            }
-        });
     }
 
     /// An empty receive buffer, from the stack if it has one.
@@ -90,13 +70,13 @@ mod spare {
     pub(super) fn keep_recv(mut b: BytesMut) {
         b.clear();
         let capacity = b.capacity();
-        keep(&RECV, b, capacity);
+        keep(&RECV, b, capacity, MAX_KEPT, KEEP);
     }
 
     pub(super) fn keep_send(mut v: Vec<u8>) {
         v.clear();
         let capacity = v.capacity();
-        keep(&SEND, v, capacity);
+        keep(&SEND, v, capacity, MAX_KEPT, KEEP);
     }
 }
 
