@@ -6,22 +6,24 @@
 #   mem          resident memory per idle connection, each kind on a freshly started lbd:
 #                plain (8,000), tls and h2tls (3,000), h3 (1,000, one request each), and h2tls and
 #                h3 after 100 requests at once (300). KINDS="plain h3 ..." picks some.
-#   cpu h1|h2|h3 lbd's user and kernel CPU per request (/proc/PID/stat), minor faults per request
-#                and the allocator's system calls per request (madvise, munmap, mmap, brk; perf
-#                tracepoints), under closed-loop load: HTTP/1.1 64 conns, HTTP/2 over TLS 16 x 32,
-#                HTTP/3 16 x 32. Each round starts a fresh lbd and warms it up first.
+#   cpu h1|h2|h3|l4  lbd's user and kernel CPU per request (/proc/PID/stat), minor faults per
+#                request and the allocator's system calls per request (madvise, munmap, mmap, brk;
+#                perf tracepoints), under closed-loop load: HTTP/1.1 64 conns, HTTP/2 over TLS
+#                16 x 32, HTTP/3 16 x 32, L4 TCP forwarding of 64 KiB responses 16 conns. Each
+#                round starts a fresh lbd and warms it up first.
 #
 # Each build is LABEL=BINARY, or 'LABEL=VAR=VALUE VAR=VALUE@BINARY' (one quoted argument) to run it
 # with those environment variables (an allocator's options, say). Example:
 #   cargo build --release && cp target/release/lbd /tmp/lbd-new
 #   git stash && cargo build --release && cp target/release/lbd /tmp/lbd-old && git stash pop
 #   bench/ab.sh cpu h2 old=/tmp/lbd-old new=/tmp/lbd-new
-# ROUNDS (cpu, default 3). Every server listens on 127.0.0.1 (ports 19200-19241) and is stopped by
-# its PID; every load is bounded in requests.
+# ROUNDS (cpu, default 3); IO_BACKEND (auto, uring or epoll; default auto). lbd's config is
+# bench/lib.sh's, as in compare.sh. Every server listens on 127.0.0.1 (ports 19200-19241) and is
+# stopped by its PID; every load is bounded in requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODE=${1:?usage: bench/ab.sh mem|cpu h1|h2|h3 LABEL=BINARY ...}; shift
-if [ "$MODE" = cpu ]; then PROTO=${1:?cpu needs h1, h2 or h3}; shift; fi
+MODE=${1:?usage: bench/ab.sh mem|cpu h1|h2|h3|l4 LABEL=BINARY ...}; shift
+if [ "$MODE" = cpu ]; then PROTO=${1:?cpu needs h1, h2, h3 or l4}; shift; fi
 [ $# -ge 1 ] || { echo "name at least one build: LABEL=BINARY" >&2; exit 2; }
 if [ "$MODE" = cpu ]; then
   command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 1; }
@@ -32,40 +34,13 @@ DIR=$(mktemp -d /tmp/lbd-ab.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$DIR"; }
 trap cleanup EXIT
-openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-  -addext subjectAltName=DNS:bench.test,DNS:localhost -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
-cat > "$DIR/lbd.toml" <<TOML
-workers = 2
-[admin]
-bind = "127.0.0.1:19209"
-[access_log]
-path = "off"
-[[listeners]]
-name = "http"
-bind = "127.0.0.1:19201"
-header_read_timeout = "1h"
-idle_timeout = "1h"
-max_connections = 100000
-[[listeners.routes]]
-cluster = "origin"
-[[listeners]]
-name = "https"
-kind = "https"
-bind = "127.0.0.1:19241"
-header_read_timeout = "1h"
-idle_timeout = "1h"
-  [listeners.tls]
-  certificates = [{ cert = "$DIR/cert.pem", key = "$DIR/key.pem" }]
-  [[listeners.routes]]
-  cluster = "origin"
-[[clusters]]
-name = "origin"
-endpoints = ["127.0.0.1:19200"]
-pool_size = 256
-TOML
-$BENCH origin --listen 127.0.0.1:19200 --threads 1 2>/dev/null & PIDS+=($!)
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; return 1; }
-wait_port 19200 || exit 1
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ORIGIN=19200
+make_cert "$DIR"
+lbd_conf "${IO_BACKEND:-auto}" 19201 19202 19209 19241 > "$DIR/lbd.toml"
+$BENCH origin --listen 127.0.0.1:$ORIGIN --threads 1 2>/dev/null & PIDS+=($!)
+wait_port $ORIGIN || exit 1
 
 LBD_PID=
 start() { # spec: starts that build of lbd, sets LBD_PID
@@ -104,7 +79,8 @@ case $PROTO in
   h1) URL=http://127.0.0.1:19201/; ARGS=(-c 64); N=100000 ;;
   h2) URL=https://127.0.0.1:19241/; ARGS=(--h2 -c 16 -m 32); N=100000 ;;
   h3) URL=https://localhost:19241/; ARGS=(--h3 -c 16 -m 32); N=50000 ;;
-  *) echo "cpu takes h1, h2 or h3" >&2; exit 2 ;;
+  l4) URL=http://127.0.0.1:19202/large; ARGS=(-c 16); N=20000 ;;
+  *) echo "cpu takes h1, h2, h3 or l4" >&2; exit 2 ;;
 esac
 TCK=$(getconf CLK_TCK)
 EVENTS=syscalls:sys_enter_madvise,syscalls:sys_enter_munmap,syscalls:sys_enter_mmap,syscalls:sys_enter_brk,page-faults

@@ -31,54 +31,17 @@ DIR=$(mktemp -d /tmp/lbd-compare.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$DIR"; }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 ORIGIN=19100
 # --- one ECDSA P-256 certificate for every balancer's TLS listener
-openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-  -addext subjectAltName=DNS:bench.test,DNS:localhost -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+make_cert "$DIR"
 cat "$DIR/cert.pem" "$DIR/key.pem" > "$DIR/haproxy.pem"
 # --- origin
 $BENCH origin --listen 127.0.0.1:$ORIGIN --threads 1 2>/dev/null & PIDS+=($!); wait_port $ORIGIN
 
 # --- lbd (io_uring, the default backend where available) and lbd on epoll
-lbd_conf() { # $1 backend, $2 http port, $3 tcp port, $4 admin port, $5 https port
-  cat <<TOML
-workers = 2
-io_backend = "$1"
-[admin]
-bind = "127.0.0.1:$4"
-[access_log]
-path = "off"
-[[listeners]]
-name = "http"
-bind = "127.0.0.1:$2"
-header_read_timeout = "1h"
-idle_timeout = "1h"
-max_connections = 100000
-[[listeners.routes]]
-cluster = "origin"
-[[listeners]]
-name = "tcp"
-kind = "tcp"
-bind = "127.0.0.1:$3"
-cluster = "origin"
-[[listeners]]
-name = "https"
-kind = "https"
-bind = "127.0.0.1:$5"
-header_read_timeout = "1h"
-idle_timeout = "1h"
-  [listeners.tls]
-  certificates = [{ cert = "$DIR/cert.pem", key = "$DIR/key.pem" }]
-  [[listeners.routes]]
-  cluster = "origin"
-[[clusters]]
-name = "origin"
-endpoints = ["127.0.0.1:$ORIGIN"]
-pool_size = 256
-TOML
-}
 lbd_conf auto 19101 19102 19109 19141 > "$DIR/lbd.toml"
 lbd_conf epoll 19103 19104 19108 19144 > "$DIR/lbd-epoll.toml"
 start_lbd() { $LBD run --config "$DIR/lbd.toml" 2>>"$DIR/lbd.err" & LBD_PID=$!; PIDS+=($LBD_PID); }

@@ -1,0 +1,51 @@
+# Shared by bench/compare.sh and bench/ab.sh (sourced, after `cd` to the repository):
+# the lbd config they benchmark, a port wait, and the test certificate.
+
+# Waits for a TCP port on 127.0.0.1 to accept (10 s); fails with a message otherwise.
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; return 1; }
+
+# One ECDSA P-256 certificate for bench.test and localhost: $1/cert.pem and $1/key.pem.
+make_cert() {
+  openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -addext subjectAltName=DNS:bench.test,DNS:localhost -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
+
+# lbd with an HTTP, a TCP (L4) and an HTTPS (+HTTP/3) listener in front of $ORIGIN, using the
+# certificate in $DIR, access log off, idle timeouts long enough to hold idle connections.
+lbd_conf() { # $1 backend, $2 http port, $3 tcp port, $4 admin port, $5 https port
+  cat <<TOML
+workers = 2
+io_backend = "$1"
+[admin]
+bind = "127.0.0.1:$4"
+[access_log]
+path = "off"
+[[listeners]]
+name = "http"
+bind = "127.0.0.1:$2"
+header_read_timeout = "1h"
+idle_timeout = "1h"
+max_connections = 100000
+[[listeners.routes]]
+cluster = "origin"
+[[listeners]]
+name = "tcp"
+kind = "tcp"
+bind = "127.0.0.1:$3"
+cluster = "origin"
+[[listeners]]
+name = "https"
+kind = "https"
+bind = "127.0.0.1:$5"
+header_read_timeout = "1h"
+idle_timeout = "1h"
+  [listeners.tls]
+  certificates = [{ cert = "$DIR/cert.pem", key = "$DIR/key.pem" }]
+  [[listeners.routes]]
+  cluster = "origin"
+[[clusters]]
+name = "origin"
+endpoints = ["127.0.0.1:$ORIGIN"]
+pool_size = 256
+TOML
+}
