@@ -16,20 +16,37 @@ fn listener_config(admin: u16, port: u16, backend: &str, listener_extra: &str, t
     )
 }
 
-/// Reads until EOF or `limit`; returns (bytes, whether the peer closed).
+/// One read, retried when interrupted. On Linux a socket read with a receive timeout fails with
+/// EINTR instead of restarting when its wait is interrupted (signal(7)), which happens on this
+/// loaded machine without any handler of ours; `Read`'s contract is to retry it.
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Reads until the peer closes (EOF or reset), for at most `limit`; whether it closed.
 fn read_until_close(s: &mut TcpStream, limit: Duration) -> (String, bool) {
-    let _ = s.set_read_timeout(Some(limit));
+    let deadline = Instant::now() + limit;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match s.read(&mut buf) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (String::from_utf8_lossy(&out).into_owned(), false);
+        }
+        let _ = s.set_read_timeout(Some(left));
+        match read_some(s, &mut buf) {
             Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
             // A reset is a close too: the server shut a socket holding unread request bytes.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
                 return (String::from_utf8_lossy(&out).into_owned(), true);
             }
-            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+            Err(e) => return (format!("{} (read failed: {e:?})", String::from_utf8_lossy(&out)), false),
         }
     }
 }
@@ -47,7 +64,7 @@ fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
     let mut buf = [0u8; 1024];
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let n = s.read(&mut buf).expect("response");
+    let n = read_some(&mut s, &mut buf).expect("response");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let t = Instant::now();
     let (_, closed) = read_until_close(&mut s, Duration::from_secs(5));
