@@ -30,12 +30,9 @@ if [ "$MODE" = cpu ]; then
 fi
 cargo build --release -q -p lb-bench
 BENCH=./target/release/lb-bench
-DIR=$(mktemp -d /tmp/lbd-ab.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$DIR"; }
-trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+scratch ab
 ORIGIN=19200
 make_cert "$DIR"
 lbd_conf "${IO_BACKEND:-auto}" 19201 19202 19209 19241 > "$DIR/lbd.toml"

@@ -27,12 +27,9 @@ LBD=./target/release/lbd
 OUT=bench/results
 RAW=$OUT/results.jsonl
 mkdir -p "$OUT"; : > "$RAW"
-DIR=$(mktemp -d /tmp/lbd-compare.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$DIR"; }
-trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+scratch compare
 
 ORIGIN=19100
 # --- one ECDSA P-256 certificate for every balancer's TLS listener

@@ -1,5 +1,10 @@
 # Shared by bench/compare.sh and bench/ab.sh (sourced, after `cd` to the repository):
-# the lbd config they benchmark, a port wait, and the test certificate.
+# a scratch folder, the lbd config they benchmark, a port wait, and the test certificate.
+
+# A scratch folder $DIR for this run, removed at exit after every process in $PIDS is stopped by
+# its PID. $1 names the folder: /tmp/lbd-$1.XXXXXX.
+scratch() { DIR=$(mktemp -d "/tmp/lbd-$1.XXXXXX"); PIDS=(); trap cleanup EXIT; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$DIR"; }
 
 # Waits for a TCP port on 127.0.0.1 to accept (10 s); fails with a message otherwise.
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; return 1; }

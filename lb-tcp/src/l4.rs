@@ -242,9 +242,10 @@ mod spare_buf {
     use std::cell::RefCell;
 
     use super::EPOLL_BUF;
+    use crate::spare::Limits;
 
     /// Enough for the connections moving bytes at the same instant on one worker; more are freed.
-    const KEEP: usize = 8;
+    const LIMITS: Limits = Limits { max_capacity: EPOLL_BUF, max_kept: 8 };
 
     thread_local! {
         static BUFS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
@@ -257,10 +258,8 @@ mod spare_buf {
         b
     }
 
-    pub(super) fn keep(mut b: Vec<u8>) {
-        b.clear();
-        let capacity = b.capacity();
-        crate::spare::keep(&BUFS, b, capacity, EPOLL_BUF, KEEP);
+    pub(super) fn keep(b: Vec<u8>) {
+        crate::spare::keep(&BUFS, b, LIMITS);
     }
 }
 

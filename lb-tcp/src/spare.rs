@@ -7,24 +7,58 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
+use bytes::BytesMut;
+
 /// One kind of spare buffer: a stack declared with `thread_local!`.
 pub(crate) type Stack<B> = LocalKey<RefCell<Vec<B>>>;
 
+/// A buffer that can wait on a stack: emptied, keeping its storage.
+pub(crate) trait Buffer: Default {
+    fn capacity(&self) -> usize;
+    fn clear(&mut self);
+}
+
+impl Buffer for Vec<u8> {
+    fn capacity(&self) -> usize {
+        Self::capacity(self)
+    }
+    fn clear(&mut self) {
+        Self::clear(self);
+    }
+}
+
+impl Buffer for BytesMut {
+    fn capacity(&self) -> usize {
+        Self::capacity(self)
+    }
+    fn clear(&mut self) {
+        Self::clear(self);
+    }
+}
+
+/// What a stack keeps: buffers of at most `max_capacity` bytes (larger ones were grown by an
+/// unusual record or write, and are freed), at most `max_kept` of them.
+#[derive(Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_capacity: usize,
+    pub(crate) max_kept: usize,
+}
+
 /// An empty buffer from the stack, or a new empty (unallocated) one when the stack has none.
-pub(crate) fn take<B: Default>(stack: &'static Stack<B>) -> B {
+pub(crate) fn take<B: Buffer>(stack: &'static Stack<B>) -> B {
     stack.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
 }
 
-/// Keeps an emptied buffer of `capacity` bytes for the next taker, unless it holds no storage,
-/// is larger than `max_capacity` (grown by an unusual record or write: freed) or the stack has
-/// `max_kept` already.
-pub(crate) fn keep<B>(stack: &'static Stack<B>, b: B, capacity: usize, max_capacity: usize, max_kept: usize) {
-    if capacity == 0 || capacity > max_capacity {
+/// Empties `b` and keeps it for the next taker, unless it holds no storage or is past `limits`.
+pub(crate) fn keep<B: Buffer>(stack: &'static Stack<B>, mut b: B, limits: Limits) {
+    let capacity = b.capacity();
+    if capacity == 0 || capacity > limits.max_capacity {
         return;
     }
+    b.clear();
     let _ = stack.try_with(|s| {
         let mut s = s.borrow_mut();
-        if s.len() < max_kept {
+        if s.len() < limits.max_kept {
             s.push(b);
         }
     });

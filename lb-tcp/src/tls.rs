@@ -45,12 +45,11 @@ mod spare {
 
     use bytes::BytesMut;
 
-    use crate::spare::{keep, take};
+    use crate::spare::{keep, take, Limits};
 
-    /// At most this many buffers of each kind are kept per worker.
-    const KEEP: usize = 8;
-    /// Larger buffers (grown by a large record or write) are freed, not kept.
-    const MAX_KEPT: usize = 32 * 1024;
+    /// At most 8 buffers of each kind per worker; larger ones (grown by a large record or write)
+    /// are freed, not kept.
+    const LIMITS: Limits = Limits { max_capacity: 32 * 1024, max_kept: 8 };
 
     thread_local! {
         static RECV: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
@@ -67,16 +66,12 @@ mod spare {
         take(&SEND)
     }
 
-    pub(super) fn keep_recv(mut b: BytesMut) {
-        b.clear();
-        let capacity = b.capacity();
-        keep(&RECV, b, capacity, MAX_KEPT, KEEP);
+    pub(super) fn keep_recv(b: BytesMut) {
+        keep(&RECV, b, LIMITS);
     }
 
-    pub(super) fn keep_send(mut v: Vec<u8>) {
-        v.clear();
-        let capacity = v.capacity();
-        keep(&SEND, v, capacity, MAX_KEPT, KEEP);
+    pub(super) fn keep_send(v: Vec<u8>) {
+        keep(&SEND, v, LIMITS);
     }
 }
 
