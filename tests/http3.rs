@@ -49,29 +49,45 @@ fn start(name: &str, quic: &str) -> Setup {
 }
 
 fn start_with(name: &str, quic: &str, tls_extra: &str) -> Setup {
+    start_in(name, quic, tls_extra, false)
+}
+
+/// As `start_with`; with `client_ca`, a test CA (ca.crt) and a client certificate it signed
+/// (client.crt, client.key, DNS:client1.test) are made in `certs` and ca.crt is given to lbd.
+fn start_in(name: &str, quic: &str, tls_extra: &str, client_ca: bool) -> Setup {
     let backend = Backend::start("a");
     let (admin, port) = (free_port(), free_port());
     let certs = scratch(&format!("{name}-certs"));
     make_cert(&certs, "a", "ec", &["localhost"]);
+    let mut files = vec!["a.crt", "a.key"];
+    if client_ca {
+        make_ca_and_client(&certs);
+        files.push("ca.crt");
+    }
     let log = certs.join("access.log");
     let cfg = h3_config(admin, port, &backend.addr(), quic, tls_extra, &log);
-    let lbd = Lbd::start_with_copies(name, admin, &cfg, &certs, &["a.crt", "a.key"]);
+    let lbd = Lbd::start_with_copies(name, admin, &cfg, &certs, &files);
     Setup { _backend: backend, lbd, port, log, certs }
 }
 
 /// Runs the aioquic client; one JSON value per response.
 fn aioquic(port: u16, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = aioquic_run(port, args);
+    assert!(out.status.success(), "aioquic client failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("client JSON line")).collect()
+}
+
+/// Runs the aioquic client, whatever its outcome.
+fn aioquic_run(port: u16, args: &[&str]) -> std::process::Output {
     require("python3");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h3_client.py");
-    let out = Command::new("python3")
+    Command::new("python3")
         .arg(script)
         .arg(port.to_string())
         .args(args)
         .stderr(Stdio::piped())
         .output()
-        .expect("run h3_client.py (python3 with aioquic)");
-    assert!(out.status.success(), "aioquic client failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("client JSON line")).collect()
+        .expect("run h3_client.py (python3 with aioquic)")
 }
 
 /// A response line's field as text (strings as is, numbers formatted).
@@ -122,6 +138,50 @@ fn aioquic_fetches_and_uploads_over_http3_and_tcp_advertises_it() {
         std::fs::read_to_string(&s.log).unwrap_or_default().matches("\"protocol\":\"HTTP/3\"").count() >= 5
     }));
     assert!(s.lbd.metric("lbd_quic_connections_total", &[]) >= 2.0);
+}
+
+/// lbd drops each QUIC connection's TLS session once the handshake is done, keeping what it
+/// still needs (patched quinn-proto): the client certificate verified in the handshake still
+/// reaches the backend as X-Forwarded-Client-Cert, on every request of the connection, including
+/// one sent after the connection sat idle; a copy the client sends is dropped. A client without a
+/// certificate, or with one from another CA, is refused.
+#[test]
+fn http3_mtls_passes_the_verified_identity_on_each_request_after_the_handshake() {
+    let s = start_in("h3-mtls", "", "client_auth = \"required\"\n  client_ca = \"ca.crt\"", true);
+    let (cert, key) = (s.certs.join("client.crt"), s.certs.join("client.key"));
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let r = aioquic(
+        s.port,
+        &[
+            "/headers",
+            "/headers",
+            "~/headers",
+            "--pause",
+            "1",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--header",
+            "X-Forwarded-Client-Cert: Hash=forged;DNS=admin.test",
+        ],
+    );
+    assert_eq!(r.len(), 3);
+    for resp in &r {
+        assert_eq!(field(resp, "status"), "200");
+        let headers: serde_json::Value = serde_json::from_str(&field(resp, "body")).expect("/headers is JSON");
+        let xfcc = headers["x-forwarded-client-cert"].as_str().unwrap_or_default();
+        assert!(xfcc.starts_with("Hash=") && xfcc.ends_with(";DNS=client1.test"), "{headers}");
+        assert!(!xfcc.contains("forged"), "spoofed header passed: {headers}");
+    }
+    assert_eq!(field(&r[0], "port"), field(&r[2], "port"), "one connection");
+
+    let refused = aioquic_run(s.port, &["/", "--deadline", "5"]);
+    assert!(!refused.status.success(), "a client without a certificate got an answer");
+    let (other, other_key) = (s.certs.join("a.crt"), s.certs.join("a.key"));
+    let (other, other_key) = (other.display().to_string(), other_key.display().to_string());
+    let refused = aioquic_run(s.port, &["/", "--deadline", "5", "--cert", &other, "--key", &other_key]);
+    assert!(!refused.status.success(), "an untrusted client certificate was accepted");
 }
 
 /// Sends `paths` over one aioquic connection (`extra` are h3_client.py's options; uploads go to

@@ -247,58 +247,6 @@ fn bad_tls_config_is_rejected_with_a_clear_reason() {
     assert!(!ok && err.contains("[listeners.tls] belongs to `kind = \"https\"` listeners"), "{err}");
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-const EC: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-
-/// A test CA (ca.crt/ca.key) and a client certificate it signed (DNS:client1.test, clientAuth), in `dir`.
-fn make_ca_and_client(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            &["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=test-ca"][..],
-            &EC,
-            &["-keyout", "ca.key", "-out", "ca.crt"],
-        ]
-        .concat(),
-    );
-    sign_with_ca(dir, "client", "client1.test", "clientAuth");
-}
-
-/// NAME.crt/NAME.key for DNS name `dns`, signed by the test CA in `dir`, for `usage` (clientAuth, serverAuth).
-fn sign_with_ca(dir: &Path, name: &str, dns: &str, usage: &str) {
-    let (key, csr, ext, crt) =
-        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"), format!("{name}.crt"));
-    openssl(
-        dir,
-        &[&["req", "-nodes", "-subj", &format!("/CN={dns}")][..], &EC, &["-keyout", &key, "-out", &csr]].concat(),
-    );
-    std::fs::write(dir.join(&ext), format!("subjectAltName=DNS:{dns}\nextendedKeyUsage={usage}\n")).expect("ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-            "-out",
-            &crt,
-        ],
-    );
-}
-
 /// A real TLS backend: `openssl s_server -www` on a free port with NAME.crt/NAME.key from `dir`.
 fn s_server(dir: &Path, name: &str, extra: &[&str]) -> (Proc, u16) {
     let port = free_port();

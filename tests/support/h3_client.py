@@ -30,6 +30,8 @@ from aioquic.quic.configuration import QuicConfiguration
 
 
 class Client(QuicConnectionProtocol):
+    extra_headers = []  # (name, value) pairs added to each request (--header)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.h3 = H3Connection(self._quic)
@@ -55,7 +57,7 @@ class Client(QuicConnectionProtocol):
             (b":authority", b"localhost"),
             (b":path", path.encode()),
             (b"user-agent", b"aioquic-test"),
-        ]
+        ] + self.extra_headers
         if body:
             headers.append((b"content-length", str(len(body)).encode()))
         entry = {"headers": [], "body": b"", "done": asyncio.get_running_loop().create_future()}
@@ -111,12 +113,18 @@ def args():
     p.add_argument("--parallel", action="store_true", help="request each group of PATHs at once")
     p.add_argument("--zero-rtt", action="store_true")
     p.add_argument("--deadline", type=float, default=60, help="seconds for the whole run")
+    p.add_argument("--cert", default=None, help="client certificate (PEM) to present, with --key")
+    p.add_argument("--key", default=None)
+    p.add_argument("--header", action="append", default=[], help="'NAME: VALUE' to add to each request")
     return p.parse_args()
 
 
 async def run(a):
     cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name="localhost")
     cfg.verify_mode = ssl.CERT_NONE
+    if a.cert:
+        cfg.load_cert_chain(a.cert, a.key)
+    Client.extra_headers = [(n.strip().lower().encode(), v.strip().encode()) for n, v in (h.split(":", 1) for h in a.header)]
     body = bytes(i % 251 for i in range(a.post_bytes))
     method = "POST" if a.post_bytes else "GET"
 

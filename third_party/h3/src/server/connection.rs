@@ -122,15 +122,16 @@ where
     #[cfg_attr(feature = "tracing", instrument(skip_all, level = "trace"))]
     pub async fn accept(&mut self) -> Result<Option<RequestResolver<C, B>>, ConnectionError> {
         // Accept the incoming stream
-        let stream = match poll_fn(|cx| self.poll_accept_request_stream_internal(cx)).await? {
-            Some(s) => FrameStream::new(BufRecvStream::new(s)),
-            None => {
-                // We always send a last GoAway frame to the client, so it knows which was the last
-                // non-rejected request.
-                self.shutdown(0).await?;
-                return Ok(None);
-            }
+        // lbd patch: with upstream's `match`, the accepted `Option` (a whole bidirectional stream)
+        // stayed alive across the `shutdown` await of its `None` arm, which made this future 880
+        // bytes; `let else` drops it first. A server holds this future for each idle connection.
+        let Some(s) = poll_fn(|cx| self.poll_accept_request_stream_internal(cx)).await? else {
+            // We always send a last GoAway frame to the client, so it knows which was the last
+            // non-rejected request.
+            self.shutdown(0).await?;
+            return Ok(None);
         };
+        let stream = FrameStream::new(BufRecvStream::new(s));
 
         let resolver = self.create_resolver_internal(stream);
 

@@ -41,6 +41,7 @@ mod ack_frequency;
 use ack_frequency::AckFrequencyState;
 
 mod assembler;
+use assembler::Assembler;
 pub use assembler::Chunk;
 
 mod cid_state;
@@ -149,7 +150,8 @@ pub struct Connection {
     path_counter: u64,
     /// Whether MTU detection is supported in this environment
     allow_mtud: bool,
-    prev_path: Option<(ConnectionId, PathData)>,
+    // lbd patch: boxed, as it is there only while a migrated path is validated (432 bytes inline)
+    prev_path: Option<Box<(ConnectionId, PathData)>>,
     state: State,
     side: ConnectionSide,
     /// Whether or not 0-RTT was enabled during the handshake. Does not imply acceptance.
@@ -395,6 +397,11 @@ impl Connection {
     #[must_use]
     pub fn poll(&mut self) -> Option<Event> {
         if let Some(x) = self.events.pop_front() {
+            // lbd patch: these events are few (handshake, connection state, datagrams); the queue
+            // gives its storage back once drained instead of keeping it for the connection's life.
+            if self.events.is_empty() {
+                self.events = VecDeque::new();
+            }
             return Some(x);
         }
 
@@ -1022,7 +1029,7 @@ impl Connection {
 
     /// Send PATH_CHALLENGE for a previous path if necessary
     fn send_path_challenge(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        let (prev_cid, prev_path) = self.prev_path.as_mut()?;
+        let (prev_cid, prev_path) = &mut **self.prev_path.as_mut()?;
         if !prev_path.challenge_pending {
             return None;
         }
@@ -1226,7 +1233,7 @@ impl Connection {
                 }
                 Timer::PathValidation => {
                     debug!("path validation failed");
-                    if let Some((_, prev)) = self.prev_path.take() {
+                    if let Some((_, prev)) = self.prev_path.take().map(|b| *b) {
                         self.path = prev;
                     }
                     self.path.challenge = None;
@@ -1497,6 +1504,13 @@ impl Connection {
             self.packet_number_filter.check_ack(space, range.clone())?;
             for (&pn, _) in self.spaces[space].sent_packets.range(range) {
                 newly_acked.insert_one(pn);
+            }
+        }
+        // lbd patch: a packet of ACKs that was not stored (`PacketSpace::sent`) acknowledged
+        if let Some((pn, acked)) = self.spaces[space].unstored_ack_only {
+            if ack.iter().any(|range| range.contains(&pn)) {
+                self.spaces[space].unstored_ack_only = None;
+                self.spaces[space].pending_acks.subtract_below(acked);
             }
         }
 
@@ -2193,14 +2207,9 @@ impl Connection {
             "already reached packet space {space:?}"
         );
         trace!("{:?} keys ready", space);
-        if space == SpaceId::Data {
-            // Precompute the first key update
-            self.next_crypto = Some(
-                self.crypto
-                    .next_1rtt_keys()
-                    .expect("handshake should be complete"),
-            );
-        }
+        // lbd patch: the keys of the first key update are derived when first needed (`decrypt_packet`,
+        // `update_keys`), not here: two AEAD keys, 1.1 KB with ring's AES-GCM, that most
+        // connections never use.
 
         self.spaces[space].crypto = Some(crypto);
         debug_assert!(space as usize > self.highest_space as usize);
@@ -2224,6 +2233,10 @@ impl Connection {
         space.crypto = None;
         space.time_of_last_ack_eliciting_packet = None;
         space.loss_time = None;
+        // lbd patch: what a discarded space still held on the heap (frames it can no longer send,
+        // its CRYPTO stream's reassembly state) is freed now rather than with the connection.
+        space.pending = Retransmits::default();
+        space.crypto_stream = Assembler::new();
         let sent_packets = mem::take(&mut space.sent_packets);
         for packet in sent_packets.into_values() {
             self.remove_in_flight(&packet);
@@ -2839,7 +2852,7 @@ impl Connection {
                         self.timers.stop(Timer::PathValidation);
                         self.path.challenge = None;
                         self.path.validated = true;
-                        if let Some((_, ref mut prev_path)) = self.prev_path {
+                        if let Some((_, prev_path)) = self.prev_path.as_deref_mut() {
                             prev_path.challenge = None;
                             prev_path.challenge_pending = false;
                         }
@@ -3097,7 +3110,7 @@ impl Connection {
             prev.challenge_pending = true;
             // We haven't updated the remote CID yet, this captures the remote CID we were using on
             // the previous path.
-            self.prev_path = Some((self.rem_cids.active(), prev));
+            self.prev_path = Some(Box::new((self.rem_cids.active(), prev)));
         }
 
         self.timers.set(
@@ -3268,7 +3281,14 @@ impl Connection {
         while buf.len() + frame::Crypto::SIZE_BOUND < max_size && !is_0rtt {
             let mut frame = match space.pending.crypto.pop_front() {
                 Some(x) => x,
-                None => break,
+                None => {
+                    // lbd patch: the queue's storage is given back once it is sent (after the
+                    // handshake, the session tickets), not kept for the connection's life.
+                    if space.pending.crypto.capacity() != 0 {
+                        space.pending.crypto = VecDeque::new();
+                    }
+                    break;
+                }
             };
 
             // Calculate the maximum amount of crypto data we can store in the buffer.
@@ -3542,6 +3562,7 @@ impl Connection {
         now: Instant,
         packet: &mut Packet,
     ) -> Result<Option<u64>, Option<TransportError>> {
+        self.derive_next_keys_for(packet);
         let result = packet_crypto::decrypt_packet_body(
             packet,
             &self.spaces,
@@ -3572,16 +3593,31 @@ impl Connection {
         Ok(Some(result.number))
     }
 
+    /// lbd patch: derives the next key phase's keys before decrypting a 1-RTT packet of the other key
+    /// phase (a key update by the peer, or a late packet of the previous phase), which upstream
+    /// derives as soon as the handshake is done.
+    fn derive_next_keys_for(&mut self, packet: &Packet) {
+        if self.next_crypto.is_none()
+            && packet.header.is_short()
+            && packet.header.key_phase() != self.key_phase
+        {
+            self.next_crypto = self.crypto.next_1rtt_keys();
+        }
+    }
+
     fn update_keys(&mut self, end_packet: Option<(u64, Instant)>, remote: bool) {
         trace!("executing key update");
-        // Generate keys for the key phase after the one we're switching to, store them in
-        // `next_crypto`, make the contents of `next_crypto` current, and move the current keys into
-        // `prev_crypto`.
-        let new = self
-            .crypto
-            .next_1rtt_keys()
-            .expect("only called for `Data` packets");
-        self.key_phase_size = new
+        // Make the next key phase's keys current (lbd patch: deriving them if no packet needed them
+        // yet; the phase after is derived when needed, see `derive_next_keys_for`), and move the
+        // current keys into `prev_crypto`.
+        let next = match self.next_crypto.take() {
+            Some(next) => next,
+            None => self
+                .crypto
+                .next_1rtt_keys()
+                .expect("only called for `Data` packets"),
+        };
+        self.key_phase_size = next
             .local
             .confidentiality_limit()
             .saturating_sub(KEY_UPDATE_MARGIN);
@@ -3591,7 +3627,7 @@ impl Connection {
                 .as_mut()
                 .unwrap() // safe because update_keys() can only be triggered by short packets
                 .packet,
-            mem::replace(self.next_crypto.as_mut().unwrap(), new),
+            next,
         );
         self.spaces[SpaceId::Data].sent_with_keys = 0;
         self.prev_crypto = Some(PrevCrypto {
@@ -3656,6 +3692,18 @@ impl Connection {
     #[cfg(test)]
     pub(crate) fn bytes_in_flight(&self) -> u64 {
         self.path.in_flight.bytes
+    }
+
+    /// lbd patch: the 1-RTT packets tracked until acknowledged, the smallest packet number our
+    /// ACK frames still acknowledge, and the number the next 1-RTT packet will have
+    #[cfg(test)]
+    pub(crate) fn data_space_state(&self) -> (usize, Option<u64>, u64) {
+        let space = &self.spaces[SpaceId::Data];
+        (
+            space.sent_packets.len(),
+            space.pending_acks.ranges().min(),
+            space.next_packet_number,
+        )
     }
 
     /// Number of bytes worth of non-ack-only packets that may be sent
@@ -3724,7 +3772,7 @@ impl Connection {
             || self.path.challenge_pending
             || self
                 .prev_path
-                .as_ref()
+                .as_deref()
                 .is_some_and(|(_, x)| x.challenge_pending)
             || !self.path_responses.is_empty()
             || self.datagrams.outgoing.can_send_1rtt(max_size)
@@ -3735,7 +3783,7 @@ impl Connection {
         // Visit known paths from newest to oldest to find the one `packet` was sent on
         for path in [&mut self.path]
             .into_iter()
-            .chain(self.prev_path.as_mut().map(|(_, data)| data))
+            .chain(self.prev_path.as_deref_mut().map(|(_, data)| data))
         {
             if path.remove_in_flight(packet) {
                 return;

@@ -40,6 +40,10 @@ pub(super) struct PacketSpace {
     /// Transmitted but not acked
     // We use a BTreeMap here so we can efficiently query by range on ACK and for loss detection
     pub(super) sent_packets: BTreeMap<u64, SentPacket>,
+    /// lbd patch: the newest non-ACK-eliciting packet sent while `sent_packets` was empty, which is
+    /// not stored there (see `sent`): its number, and the largest packet number its ACK frame
+    /// acknowledged
+    pub(super) unstored_ack_only: Option<(u64, u64)>,
     /// Number of explicit congestion notification codepoints seen on incoming packets
     pub(super) ecn_counters: frame::EcnCounts,
     /// Recent ECN counters sent by the peer in ACK frames
@@ -85,6 +89,7 @@ impl PacketSpace {
             largest_ack_eliciting_sent: 0,
             unacked_non_ack_eliciting_tail: 0,
             sent_packets: BTreeMap::new(),
+            unstored_ack_only: None,
             ecn_counters: frame::EcnCounts::ZERO,
             ecn_feedback: frame::EcnCounts::ZERO,
 
@@ -211,6 +216,11 @@ impl PacketSpace {
             self.unacked_non_ack_eliciting_tail =
                 self.unacked_non_ack_eliciting_tail.checked_sub(1).unwrap();
         }
+        if self.sent_packets.is_empty() {
+            // lbd patch: an emptied BTreeMap keeps its root node (1.2 KB here); an idle connection
+            // has nothing in flight, so give it back.
+            self.sent_packets = BTreeMap::new();
+        }
         Some(packet)
     }
 
@@ -223,6 +233,21 @@ impl PacketSpace {
         // forgetting about them, although it might also be reasonable to just kill the connection
         // due to weird peer behavior.
         const MAX_UNACKED_NON_ACK_ELICTING_TAIL: u64 = 1_000;
+
+        // lbd patch: a packet of ACKs sent when nothing else is unacknowledged (an idle
+        // connection answering its peer's last packets) would be the only entry of the map and
+        // keep a 1.2 KB node for good: the peer acknowledges only ACK-eliciting packets, and an
+        // idle connection sends none. Such a packet is forgotten at once (the caller takes it
+        // out of the in-flight counters). What its acknowledgement would have told, that the
+        // peer has our ACK up to `largest_acked`, is kept in `unstored_ack_only` for
+        // `Connection::on_ack_received`; only the newest such packet is remembered, which at
+        // worst repeats a few old ranges in our next ACK frames.
+        if !packet.ack_eliciting && self.sent_packets.is_empty() {
+            if let Some(largest) = packet.largest_acked {
+                self.unstored_ack_only = Some((number, largest));
+            }
+            return Some(packet);
+        }
 
         let mut forgotten = None;
         if packet.ack_eliciting {

@@ -39,16 +39,64 @@ pub struct TlsSession {
     version: Version,
     got_handshake_data: bool,
     next_secrets: Option<Secrets>,
-    inner: Connection,
+    inner: Tls,
     suite: Suite,
+    /// lbd patch: see [`QuicServerConfig::release_after_handshake`]
+    release_after_handshake: bool,
+}
+
+/// lbd patch: the rustls connection while it is needed, boxed so that it can be given back
+enum Tls {
+    Live(Box<Connection>),
+    /// A server's session once the handshake is done, if its config asked for that
+    Released(Box<Released>),
+}
+
+/// lbd patch: what the application can still ask of a released session
+struct Released {
+    alpn: Option<Vec<u8>>,
+    server_name: Option<String>,
+    peer_certificates: Option<Vec<CertificateDer<'static>>>,
+    #[cfg(feature = "__rustls-post-quantum-test")]
+    negotiated_key_exchange_group: NamedGroup,
 }
 
 impl TlsSession {
     fn side(&self) -> Side {
-        match self.inner {
-            Connection::Client(_) => Side::Client,
-            Connection::Server(_) => Side::Server,
+        match &self.inner {
+            Tls::Live(c) => match **c {
+                Connection::Client(_) => Side::Client,
+                Connection::Server(_) => Side::Server,
+            },
+            Tls::Released(_) => Side::Server,
         }
+    }
+
+    /// lbd patch: once a server's handshake is done and everything rustls had to send (the
+    /// session tickets) is written, keeps only what [`crypto::Session`] can still be asked and
+    /// drops the rustls connection. rustls has nothing more to do then: a QUIC peer sends no TLS
+    /// message after the handshake (no KeyUpdate, RFC 9001 §6; no post-handshake authentication,
+    /// §4.4), and the next 1-RTT keys come from `next_secrets`.
+    fn release_if_done(&mut self) {
+        let Tls::Live(conn) = &self.inner else { return };
+        let Connection::Server(server) = &**conn else {
+            return;
+        };
+        if !self.release_after_handshake || server.is_handshaking() {
+            return;
+        }
+        self.inner = Tls::Released(Box::new(Released {
+            alpn: server.alpn_protocol().map(|p| p.to_vec()),
+            server_name: server.server_name().map(|n| n.to_owned()),
+            peer_certificates: server
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect()),
+            #[cfg(feature = "__rustls-post-quantum-test")]
+            negotiated_key_exchange_group: server
+                .negotiated_key_exchange_group()
+                .expect("key exchange group is negotiated")
+                .name(),
+        }));
     }
 }
 
@@ -61,15 +109,25 @@ impl crypto::Session for TlsSession {
         if !self.got_handshake_data {
             return None;
         }
+        let inner = match &self.inner {
+            Tls::Live(c) => c,
+            Tls::Released(r) => {
+                return Some(Box::new(HandshakeData {
+                    protocol: r.alpn.clone(),
+                    server_name: r.server_name.clone(),
+                    #[cfg(feature = "__rustls-post-quantum-test")]
+                    negotiated_key_exchange_group: r.negotiated_key_exchange_group,
+                }));
+            }
+        };
         Some(Box::new(HandshakeData {
-            protocol: self.inner.alpn_protocol().map(|x| x.into()),
-            server_name: match self.inner {
+            protocol: inner.alpn_protocol().map(|x| x.into()),
+            server_name: match **inner {
                 Connection::Client(_) => None,
                 Connection::Server(ref session) => session.server_name().map(|x| x.into()),
             },
             #[cfg(feature = "__rustls-post-quantum-test")]
-            negotiated_key_exchange_group: self
-                .inner
+            negotiated_key_exchange_group: inner
                 .negotiated_key_exchange_group()
                 .expect("key exchange group is negotiated")
                 .name(),
@@ -78,7 +136,16 @@ impl crypto::Session for TlsSession {
 
     /// For the rustls `TlsSession`, the `Any` type is `Vec<rustls::pki_types::CertificateDer>`
     fn peer_identity(&self) -> Option<Box<dyn Any>> {
-        self.inner.peer_certificates().map(|v| -> Box<dyn Any> {
+        let inner = match &self.inner {
+            Tls::Live(c) => c,
+            Tls::Released(r) => {
+                return r
+                    .peer_certificates
+                    .clone()
+                    .map(|v| -> Box<dyn Any> { Box::new(v) });
+            }
+        };
+        inner.peer_certificates().map(|v| -> Box<dyn Any> {
             Box::new(
                 v.iter()
                     .map(|v| v.clone().into_owned())
@@ -88,24 +155,45 @@ impl crypto::Session for TlsSession {
     }
 
     fn early_crypto(&self) -> Option<(Box<dyn HeaderKey>, Box<dyn crypto::PacketKey>)> {
-        let keys = self.inner.zero_rtt_keys()?;
+        let Tls::Live(inner) = &self.inner else {
+            return None;
+        };
+        let keys = inner.zero_rtt_keys()?;
         Some((Box::new(keys.header), Box::new(keys.packet)))
     }
 
     fn early_data_accepted(&self) -> Option<bool> {
-        match self.inner {
-            Connection::Client(ref session) => Some(session.is_early_data_accepted()),
-            _ => None,
+        match &self.inner {
+            Tls::Live(c) => match **c {
+                Connection::Client(ref session) => Some(session.is_early_data_accepted()),
+                _ => None,
+            },
+            Tls::Released(_) => None,
         }
     }
 
     fn is_handshaking(&self) -> bool {
-        self.inner.is_handshaking()
+        match &self.inner {
+            Tls::Live(c) => c.is_handshaking(),
+            Tls::Released(_) => false,
+        }
     }
 
     fn read_handshake(&mut self, buf: &[u8]) -> Result<bool, TransportError> {
-        self.inner.read_hs(buf).map_err(|e| {
-            if let Some(alert) = self.inner.alert() {
+        let inner = match &mut self.inner {
+            Tls::Live(c) => c,
+            // What rustls answers a TLS message after the handshake in QUIC: an unexpected
+            // message (alert 10).
+            Tls::Released(_) => {
+                return Err(TransportError {
+                    code: TransportErrorCode::crypto(10),
+                    frame: None,
+                    reason: "TLS message after the handshake".into(),
+                });
+            }
+        };
+        inner.read_hs(buf).map_err(|e| {
+            if let Some(alert) = inner.alert() {
                 TransportError {
                     code: TransportErrorCode::crypto(alert.into()),
                     frame: None,
@@ -119,11 +207,11 @@ impl crypto::Session for TlsSession {
             // Hack around the lack of an explicit signal from rustls to reflect ClientHello being
             // ready on incoming connections, or ALPN negotiation completing on outgoing
             // connections.
-            let have_server_name = match self.inner {
+            let have_server_name = match **inner {
                 Connection::Client(_) => false,
                 Connection::Server(ref session) => session.server_name().is_some(),
             };
-            if self.inner.alpn_protocol().is_some() || have_server_name || !self.is_handshaking() {
+            if inner.alpn_protocol().is_some() || have_server_name || !inner.is_handshaking() {
                 self.got_handshake_data = true;
                 return Ok(true);
             }
@@ -132,7 +220,12 @@ impl crypto::Session for TlsSession {
     }
 
     fn transport_parameters(&self) -> Result<Option<TransportParameters>, TransportError> {
-        match self.inner.quic_transport_parameters() {
+        // A released session is a server's past its handshake; quinn reads the client's
+        // parameters from its first flight.
+        let Tls::Live(inner) = &self.inner else {
+            return Ok(None);
+        };
+        match inner.quic_transport_parameters() {
             None => Ok(None),
             Some(buf) => match TransportParameters::read(self.side(), &mut io::Cursor::new(buf)) {
                 Ok(params) => Ok(Some(params)),
@@ -142,7 +235,15 @@ impl crypto::Session for TlsSession {
     }
 
     fn write_handshake(&mut self, buf: &mut Vec<u8>) -> Option<Keys> {
-        let keys = match self.inner.write_hs(buf)? {
+        let Tls::Live(inner) = &mut self.inner else {
+            return None;
+        };
+        let Some(change) = inner.write_hs(buf) else {
+            // Everything queued is written, and no keys are pending.
+            self.release_if_done();
+            return None;
+        };
+        let keys = match change {
             KeyChange::Handshake { keys } => keys,
             KeyChange::OneRtt { keys, next } => {
                 self.next_secrets = Some(next);
@@ -204,7 +305,11 @@ impl crypto::Session for TlsSession {
         label: &[u8],
         context: &[u8],
     ) -> Result<(), ExportKeyingMaterialError> {
-        self.inner
+        // A released session no longer has the exporter secret.
+        let Tls::Live(inner) = &self.inner else {
+            return Err(ExportKeyingMaterialError);
+        };
+        inner
             .export_keying_material(output, label, Some(context))
             .map_err(|_| ExportKeyingMaterialError)?;
         Ok(())
@@ -365,7 +470,7 @@ impl crypto::ClientConfig for QuicClientConfig {
             version,
             got_handshake_data: false,
             next_secrets: None,
-            inner: rustls::quic::Connection::Client(
+            inner: Tls::Live(Box::new(rustls::quic::Connection::Client(
                 rustls::quic::ClientConnection::new(
                     self.inner.clone(),
                     version,
@@ -375,8 +480,9 @@ impl crypto::ClientConfig for QuicClientConfig {
                     to_vec(params),
                 )
                 .unwrap(),
-            ),
+            ))),
             suite: self.initial,
+            release_after_handshake: false,
         }))
     }
 }
@@ -440,6 +546,7 @@ impl std::error::Error for NoInitialCipherSuite {}
 pub struct QuicServerConfig {
     inner: Arc<rustls::ServerConfig>,
     initial: Suite,
+    release_after_handshake: bool,
 }
 
 impl QuicServerConfig {
@@ -453,7 +560,18 @@ impl QuicServerConfig {
             initial: initial_suite_from_provider(inner.crypto_provider())
                 .expect("no initial cipher suite found"),
             inner: Arc::new(inner),
+            release_after_handshake: false,
         })
+    }
+
+    /// lbd patch: whether each connection drops its rustls connection once the handshake is done
+    /// (default: no). That gives back about 3.9 KB per connection (the rustls connection with its
+    /// handshake state, buffers and unused record-layer keys); what quinn and the application can
+    /// still ask of the session (ALPN, server name, peer certificates, the next 1-RTT keys) is
+    /// kept. Exporting keying material fails on a released session.
+    pub fn release_after_handshake(&mut self, release: bool) -> &mut Self {
+        self.release_after_handshake = release;
+        self
     }
 
     /// Initialize a QUIC-compatible TLS client configuration with a separate initial cipher suite
@@ -464,7 +582,11 @@ impl QuicServerConfig {
         initial: Suite,
     ) -> Result<Self, NoInitialCipherSuite> {
         match initial.suite.common.suite {
-            CipherSuite::TLS13_AES_128_GCM_SHA256 => Ok(Self { inner, initial }),
+            CipherSuite::TLS13_AES_128_GCM_SHA256 => Ok(Self {
+                inner,
+                initial,
+                release_after_handshake: false,
+            }),
             _ => Err(NoInitialCipherSuite { specific: true }),
         }
     }
@@ -505,6 +627,7 @@ impl TryFrom<Arc<rustls::ServerConfig>> for QuicServerConfig {
             initial: initial_suite_from_provider(inner.crypto_provider())
                 .ok_or(NoInitialCipherSuite { specific: false })?,
             inner,
+            release_after_handshake: false,
         })
     }
 }
@@ -521,11 +644,12 @@ impl crypto::ServerConfig for QuicServerConfig {
             version,
             got_handshake_data: false,
             next_secrets: None,
-            inner: rustls::quic::Connection::Server(
+            inner: Tls::Live(Box::new(rustls::quic::Connection::Server(
                 rustls::quic::ServerConnection::new(self.inner.clone(), version, to_vec(params))
                     .unwrap(),
-            ),
+            ))),
             suite: self.initial,
+            release_after_handshake: self.release_after_handshake,
         })
     }
 

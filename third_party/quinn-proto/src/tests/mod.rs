@@ -1419,6 +1419,147 @@ fn key_update_simple() {
     assert_eq!(pair.server_conn_mut(server_ch).stats().path.lost_packets, 0);
 }
 
+/// lbd patch: a server that releases each TLS session after the handshake still reports the
+/// handshake's ALPN and server name, carries data through key updates started by either side (its
+/// next 1-RTT keys now derived when first needed), and no longer exports keying material, the sign
+/// that the rustls connection is gone. The client's session is not released.
+#[test]
+fn released_tls_session_keeps_handshake_data_and_key_updates() {
+    let _guard = subscribe();
+    let mut crypto = server_crypto_with_alpn(vec!["h3".into()]);
+    crypto.release_after_handshake(true);
+    let mut pair = Pair::new(
+        Arc::new(EndpointConfig::default()),
+        ServerConfig::with_crypto(Arc::new(crypto)),
+    );
+    let client_config = ClientConfig::new(Arc::new(client_crypto_with_alpn(vec!["h3".into()])));
+    let client_ch = pair.begin_connect(client_config);
+    pair.drive();
+    let server_ch = pair.server.assert_accept();
+    assert_matches!(
+        pair.server_conn_mut(server_ch).poll(),
+        Some(Event::HandshakeDataReady)
+    );
+    assert_matches!(
+        pair.server_conn_mut(server_ch).poll(),
+        Some(Event::Connected)
+    );
+
+    let session = pair.server_conn_mut(server_ch).crypto_session();
+    assert!(!session.is_handshaking());
+    let hd = session
+        .handshake_data()
+        .unwrap()
+        .downcast::<crate::crypto::rustls::HandshakeData>()
+        .unwrap();
+    assert_eq!(hd.protocol.as_deref(), Some(&b"h3"[..]));
+    assert_eq!(hd.server_name.as_deref(), Some("localhost"));
+    let mut buf = [0u8; 32];
+    assert!(
+        session
+            .export_keying_material(&mut buf, b"label", b"context")
+            .is_err()
+    );
+    assert!(
+        pair.client_conn_mut(client_ch)
+            .crypto_session()
+            .export_keying_material(&mut buf, b"label", b"context")
+            .is_ok()
+    );
+
+    let s = pair.client_streams(client_ch).open(Dir::Bi).unwrap();
+    let mut sent = 0;
+    for (round, update) in [
+        None,
+        Some(Side::Server),
+        Some(Side::Client),
+        Some(Side::Server),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        match update {
+            Some(Side::Server) => pair.server_conn_mut(server_ch).force_key_update(),
+            Some(Side::Client) => pair.client_conn_mut(client_ch).force_key_update(),
+            None => {}
+        }
+        let msg = format!("message {round}");
+        pair.client_send(client_ch, s)
+            .write(msg.as_bytes())
+            .unwrap();
+        pair.drive();
+        if round == 0 {
+            assert_matches!(
+                pair.server_conn_mut(server_ch).poll(),
+                Some(Event::Stream(StreamEvent::Opened { dir: Dir::Bi }))
+            );
+            assert_matches!(pair.server_streams(server_ch).accept(Dir::Bi), Some(id) if id == s);
+        }
+        let mut recv = pair.server_recv(server_ch, s);
+        let mut chunks = recv.read(true).unwrap();
+        let chunk = chunks.next(usize::MAX).unwrap().unwrap();
+        assert_eq!(chunk.offset, sent);
+        assert_eq!(&chunk.bytes[..], msg.as_bytes());
+        let _ = chunks.finalize();
+        sent += msg.len() as u64;
+
+        let reply = format!("reply {round}");
+        pair.server_send(server_ch, s)
+            .write(reply.as_bytes())
+            .unwrap();
+        pair.drive();
+        let mut recv = pair.client_recv(client_ch, s);
+        let mut chunks = recv.read(true).unwrap();
+        let chunk = chunks.next(usize::MAX).unwrap().unwrap();
+        assert_eq!(&chunk.bytes[..], reply.as_bytes());
+        let _ = chunks.finalize();
+    }
+    assert_eq!(pair.client_conn_mut(client_ch).stats().path.lost_packets, 0);
+    assert_eq!(pair.server_conn_mut(server_ch).stats().path.lost_packets, 0);
+}
+
+/// lbd patch: a packet of ACKs sent when nothing else is unacknowledged is not kept waiting for
+/// an acknowledgement that an idle peer never sends, and when the peer does acknowledge it (along
+/// with later data), our ACK frames stop repeating what it acknowledged.
+#[test]
+fn ack_only_packet_of_an_idle_connection_is_not_kept() {
+    let _guard = subscribe();
+    let mut pair = Pair::default();
+    let (client_ch, server_ch) = pair.connect();
+    pair.drive();
+    let s = pair.client_streams(client_ch).open(Dir::Bi).unwrap();
+    let (_, _, client_pn) = pair.client_conn_mut(client_ch).data_space_state();
+    pair.client_send(client_ch, s).write(b"ping").unwrap();
+    pair.drive();
+    // The server answered the client's data with a packet of ACKs only, and tracks nothing.
+    assert_matches!(
+        pair.server_conn_mut(server_ch).poll(),
+        Some(Event::Stream(StreamEvent::Opened { dir: Dir::Bi }))
+    );
+    let (tracked, acking_from, _) = pair.server_conn_mut(server_ch).data_space_state();
+    assert_eq!(tracked, 0);
+    assert!(acking_from.is_some_and(|pn| pn <= client_pn));
+
+    // Data from the server: the client acknowledges it and the earlier packet of ACKs in one
+    // frame, so the server stops acknowledging the client's packet with the data.
+    assert_matches!(pair.server_streams(server_ch).accept(Dir::Bi), Some(id) if id == s);
+    pair.server_send(server_ch, s).write(b"pong").unwrap();
+    pair.drive();
+    let (tracked, acking_from, _) = pair.server_conn_mut(server_ch).data_space_state();
+    assert_eq!(tracked, 0);
+    assert!(
+        acking_from.is_none_or(|pn| pn > client_pn),
+        "{acking_from:?}"
+    );
+    let mut recv = pair.client_recv(client_ch, s);
+    let mut chunks = recv.read(true).unwrap();
+    assert_eq!(
+        &chunks.next(usize::MAX).unwrap().unwrap().bytes[..],
+        b"pong"
+    );
+    let _ = chunks.finalize();
+}
+
 #[test]
 fn key_update_reordered() {
     let _guard = subscribe();
