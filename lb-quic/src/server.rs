@@ -217,15 +217,9 @@ impl Drop for ConnGuard {
     }
 }
 
-async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
-    local.active.set(local.active.get() + 1);
-    {
-        let mut st = local.ctx.state.borrow_mut();
-        st.metrics.counters.downstream_active += 1;
-        st.metrics.counters.downstream_total += 1;
-        st.metrics.counters.quic_connections += 1;
-    }
-    let _guard = ConnGuard(local.clone());
+/// The handshake: the connection, and a gate requests that came as 0-RTT early data wait on.
+/// `None` when it failed (counted) or timed out.
+async fn handshake(local: &Rc<Local>, connecting: quinn::Connecting) -> Option<(quinn::Connection, EarlyGate)> {
     let peer = connecting.remote_address();
     let limits = local.listener.limits();
     // Handshake: with 0-RTT allowed by the TLS config, requests may arrive before it completes.
@@ -244,7 +238,7 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
             _ => {
                 local.handshaking.set(local.handshaking.get().saturating_sub(1));
                 local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
-                return;
+                return None;
             }
         }
     } else {
@@ -270,15 +264,35 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "QUIC handshake failed");
                     local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
-                    return;
+                    return None;
                 }
                 Err(_) => {
                     local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
-                    return;
+                    return None;
                 }
             }
         }
     };
+    Some((conn, EarlyGate { done, confirmed }))
+}
+
+/// One QUIC connection's task, for its life. Its state is what an idle HTTP/3 connection holds
+/// besides quinn's and h3's own, so it is kept small: the handshake runs in its own boxed future,
+/// the waits it keeps are a few bytes each, and values that would be live across more than one
+/// await (which puts them in every state of the future) are read again where needed.
+async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
+    local.active.set(local.active.get() + 1);
+    {
+        let mut st = local.ctx.state.borrow_mut();
+        st.metrics.counters.downstream_active += 1;
+        st.metrics.counters.downstream_total += 1;
+        st.metrics.counters.quic_connections += 1;
+    }
+    let _guard = ConnGuard(local.clone());
+    let Some((conn, early)) = Box::pin(handshake(&local, connecting)).await else {
+        return;
+    };
+    let limits = local.listener.limits();
     let client_cert = conn
         .peer_identity()
         .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
@@ -286,9 +300,15 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
     let activity = Rc::new(Activity::default());
     let local_addr = local.listener_local(&conn);
     let info = Rc::new(
-        ConnInfo::new(local.listener.name.clone(), limits.max_request_header_bytes, peer, "https", activity)
-            .with_client_cert(client_cert)
-            .with_local(local_addr),
+        ConnInfo::new(
+            local.listener.name.clone(),
+            limits.max_request_header_bytes,
+            conn.remote_address(),
+            "https",
+            activity,
+        )
+        .with_client_cert(client_cert)
+        .with_local(local_addr),
     );
     // Boxed: h3's setup future is 4 KB, and this function's state (kept for the connection's
     // life) would otherwise be sized by it.
@@ -301,7 +321,7 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
     {
         Ok(c) => c,
         Err(e) => {
-            tracing::debug!(%peer, error = %e, "HTTP/3 setup failed");
+            tracing::debug!(peer = %conn.remote_address(), error = %e, "HTTP/3 setup failed");
             return;
         }
     };
@@ -311,13 +331,24 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
         || local.listener.is_draining()
         || *local.close.borrow();
     if closing {
-        let _ = h3c.shutdown(0).await;
+        let _ = Box::pin(h3c.shutdown(0)).await;
     }
-    let early = EarlyGate { done, confirmed };
+    // Set when h3 is done accepting; its last GOAWAY is sent after the loop, as an await inside
+    // the `match` below would keep the accepted value alive across it.
+    let mut ended = false;
     loop {
+        // This wait is what an idle connection holds for its whole life, so it is small: h3's
+        // `poll_accept` (patched h3; its `accept` future is 272 bytes) and the drain signal. The
+        // GOAWAYs are sent outside `select!` (whose futures live until a branch's code is done)
+        // and boxed (248 bytes, once or twice per connection), so neither adds to the state.
         let accepted = tokio::select! {
-            r = h3c.accept() => r,
-            _ = closing_signal.changed(), if !closing => { closing = true; let _ = h3c.shutdown(0).await; continue; }
+            r = std::future::poll_fn(|cx| h3c.poll_accept(cx)) => Some(r),
+            _ = closing_signal.changed(), if !closing => None,
+        };
+        let Some(accepted) = accepted else {
+            closing = true;
+            let _ = Box::pin(h3c.shutdown(0)).await;
+            continue;
         };
         match accepted {
             Ok(Some(resolver)) => {
@@ -333,15 +364,23 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
                     }
                 }));
             }
-            Ok(None) => break,
+            Ok(None) => {
+                ended = true;
+                break;
+            }
             Err(e) => {
-                tracing::debug!(%peer, error = %e, "HTTP/3 connection ended");
+                tracing::debug!(peer = %conn.remote_address(), error = %e, "HTTP/3 connection ended");
                 break;
             }
         }
     }
+    if ended {
+        // The last GOAWAY, which h3's `accept` would have sent: the client learns which request
+        // was the last one taken.
+        let _ = Box::pin(h3c.shutdown(0)).await;
+    }
     // Let in-flight requests finish: the connection closes when its streams are done or idle.
-    let _ = tokio::time::timeout(limits.idle_timeout, conn.closed()).await;
+    let _ = tokio::time::timeout(local.listener.limits().idle_timeout, conn.closed()).await;
 }
 
 impl Local {

@@ -9,6 +9,15 @@ pub(crate) struct BufList<T> {
 }
 
 impl<T: Buf> BufList<T> {
+    /// lbd patch: once everything is consumed, the queue's storage is given back. Upstream kept
+    /// it for the stream's life; HTTP/3's control and QPACK streams live as long as their
+    /// connection and are idle almost all of it (128 bytes each).
+    fn release_if_empty(&mut self) {
+        if self.bufs.is_empty() && self.bufs.capacity() != 0 {
+            self.bufs = VecDeque::new();
+        }
+    }
+
     pub(crate) fn new() -> BufList<T> {
         BufList {
             bufs: VecDeque::new(),
@@ -34,7 +43,9 @@ impl<T: Buf> BufList<T> {
 
 impl BufList<Bytes> {
     pub fn take_first_chunk(&mut self) -> Option<Bytes> {
-        self.bufs.pop_front()
+        let chunk = self.bufs.pop_front();
+        self.release_if_empty();
+        chunk
     }
 
     pub fn take_chunk(&mut self, max_len: usize) -> Option<Bytes> {
@@ -46,6 +57,7 @@ impl BufList<Bytes> {
         if let Some(front) = self.bufs.front() {
             if front.remaining() == 0 {
                 let _ = self.bufs.pop_front();
+                self.release_if_empty();
             }
         }
         chunk
@@ -96,6 +108,7 @@ impl<T: Buf> Buf for BufList<T> {
             }
             self.bufs.pop_front();
         }
+        self.release_if_empty();
     }
 
     #[inline]

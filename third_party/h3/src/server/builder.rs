@@ -25,8 +25,6 @@ use std::{collections::HashSet, result::Result, sync::Arc};
 
 use bytes::Buf;
 
-use tokio::sync::mpsc;
-
 use crate::{
     config::Config,
     connection::ConnectionInner,
@@ -128,14 +126,12 @@ impl Builder {
         C: quic::Connection<B>,
         B: Buf,
     {
-        let (sender, receiver) = mpsc::unbounded_channel();
         let shared = SharedState::default();
 
         Ok(Connection {
             inner: ConnectionInner::new(conn, Arc::new(shared), self.config).await?,
             max_field_section_size: self.config.settings.max_field_section_size,
-            request_end_send: sender,
-            request_end_recv: receiver,
+            request_ends: Default::default(),
             ongoing_streams: HashSet::new(),
             sent_closing: None,
             recv_closing: None,

@@ -7,13 +7,13 @@ use std::{
     future::poll_fn,
     option::Option,
     result::Result,
+    sync::Arc,
     task::{ready, Context, Poll},
 };
 
 use bytes::Buf;
 use quic::RecvStream;
 use quic::StreamId;
-use tokio::sync::mpsc;
 
 use crate::{
     connection::ConnectionInner,
@@ -51,8 +51,8 @@ where
     // List of all incoming streams that are currently running.
     pub(super) ongoing_streams: HashSet<StreamId>,
     // Let the streams tell us when they are no longer running.
-    pub(super) request_end_recv: mpsc::UnboundedReceiver<StreamId>,
-    pub(super) request_end_send: mpsc::UnboundedSender<StreamId>,
+    /// lbd patch: where request streams report their end (upstream: a tokio unbounded channel)
+    pub(super) request_ends: Arc<RequestEnds>,
     // Has a GOAWAY frame been sent? If so, this StreamId is the last we are willing to accept.
     pub(super) sent_closing: Option<StreamId>,
     // Has a GOAWAY frame been received? If so, this is PushId the last the remote will accept.
@@ -121,24 +121,36 @@ where
     /// This method will return `None` when the connection receives a GOAWAY frame and all requests have been completed.
     #[cfg_attr(feature = "tracing", instrument(skip_all, level = "trace"))]
     pub async fn accept(&mut self) -> Result<Option<RequestResolver<C, B>>, ConnectionError> {
-        // Accept the incoming stream
-        // lbd patch: with upstream's `match`, the accepted `Option` (a whole bidirectional stream)
-        // stayed alive across the `shutdown` await of its `None` arm, which made this future 880
-        // bytes; `let else` drops it first. A server holds this future for each idle connection.
-        let Some(s) = poll_fn(|cx| self.poll_accept_request_stream_internal(cx)).await? else {
+        // lbd patch: the accepting part is `poll_accept`; with upstream's `match` on the accepted
+        // `Option` (a whole bidirectional stream), that stayed alive across the `shutdown` await
+        // of its `None` arm, which made this future 880 bytes (272 now).
+        let Some(resolver) = poll_fn(|cx| self.poll_accept(cx)).await? else {
             // We always send a last GoAway frame to the client, so it knows which was the last
             // non-rejected request.
             self.shutdown(0).await?;
             return Ok(None);
         };
-        let stream = FrameStream::new(BufRecvStream::new(s));
+        Ok(Some(resolver))
+    }
 
-        let resolver = self.create_resolver_internal(stream);
+    /// lbd patch: [`Self::accept`] as a poll function, for a server that keeps one such wait per
+    /// idle connection (a future of a few bytes where `accept`'s is 272). It returns
+    /// `Ready(Ok(None))` where `accept` returns `None`, but does not send the last GOAWAY that
+    /// `accept` sends then: the caller sends it with [`Self::shutdown`]`(0)`.
+    pub fn poll_accept(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<RequestResolver<C, B>>, ConnectionError>> {
+        // Accept the incoming stream
+        let Some(s) = ready!(self.poll_accept_request_stream_internal(cx))? else {
+            return Poll::Ready(Ok(None));
+        };
+        let resolver = self.create_resolver_internal(FrameStream::new(BufRecvStream::new(s)));
 
         // send the grease frame only once
         self.inner.send_grease_frame = false;
 
-        Ok(Some(resolver))
+        Poll::Ready(Ok(Some(resolver)))
     }
 
     fn create_resolver_internal(
@@ -147,7 +159,7 @@ where
     ) -> RequestResolver<C, B> {
         RequestResolver {
             frame_stream: stream,
-            request_end_send: self.request_end_send.clone(),
+            request_ends: self.request_ends.clone(),
             send_grease_frame: self.inner.send_grease_frame,
             max_field_section_size: self.max_field_section_size,
             shared: self.inner.shared.clone(),
@@ -191,8 +203,8 @@ where
                     if done {
                         Poll::Ready(Ok(None))
                     } else {
-                        // Wait for all the requests to be finished, request_end_recv will wake
-                        // us on each request completion.
+                        // Wait for all the requests to be finished, request_ends will wake us
+                        // on each request completion.
                         Poll::Pending
                     }
                 }
@@ -277,30 +289,21 @@ where
 
     #[cfg_attr(feature = "tracing", instrument(skip_all, level = "trace"))]
     fn poll_requests_completion(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            match self.request_end_recv.poll_recv(cx) {
-                // The channel is closed
-                Poll::Ready(None) => return Poll::Ready(()),
-                // A request has completed
-                Poll::Ready(Some(id)) => {
-                    self.ongoing_streams.remove(&id);
-                }
-                Poll::Pending => {
-                    if self.ongoing_streams.is_empty() {
-                        // lbd patch: a set that grew in a burst of requests gives its storage
-                        // back once they are all done (upstream kept it for the connection's
-                        // life).
-                        if self.ongoing_streams.capacity() > 16 {
-                            self.ongoing_streams = HashSet::new();
-                        }
-                        // Tell the caller there is not more ongoing requests.
-                        // Still, the completion of future requests will wake us.
-                        return Poll::Ready(());
-                    } else {
-                        return Poll::Pending;
-                    }
-                }
+        // The requests that have completed
+        for id in self.request_ends.poll_take(cx) {
+            self.ongoing_streams.remove(&id);
+        }
+        if self.ongoing_streams.is_empty() {
+            // lbd patch: a set that grew in a burst of requests gives its storage back once they
+            // are all done (upstream kept it for the connection's life).
+            if self.ongoing_streams.capacity() > 16 {
+                self.ongoing_streams = HashSet::new();
             }
+            // Tell the caller there is not more ongoing requests.
+            // Still, the completion of future requests will wake us.
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }
@@ -333,6 +336,41 @@ where
 //# time.
 
 pub(super) struct RequestEnd {
-    pub(super) request_end: mpsc::UnboundedSender<StreamId>,
+    pub(super) request_end: Arc<RequestEnds>,
     pub(super) stream_id: StreamId,
+}
+
+/// lbd patch: where a connection's request streams report that they ended, in place of
+/// upstream's unbounded tokio channel. The channel cost 800 bytes per connection (its shared state
+/// is padded to cache lines, and its first block has 32 slots). This is a list behind a mutex and
+/// a waker; the list's storage is handed to the connection with the ids it holds.
+#[derive(Default)]
+pub(super) struct RequestEnds {
+    ended: std::sync::Mutex<Vec<StreamId>>,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl RequestEnds {
+    /// Reports that request stream `id` ended, waking the connection.
+    pub(super) fn send(&self, id: StreamId) {
+        // A poisoned lock means a panic while it was held, which these two methods cannot cause;
+        // the ids are plain data either way.
+        self.ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(id);
+        self.waker.wake();
+    }
+
+    /// The request streams that ended since the last call; `cx` is woken by the next one.
+    pub(super) fn poll_take(&self, cx: &mut Context<'_>) -> Vec<StreamId> {
+        // Registered first, so that an end reported after the list is taken wakes `cx`.
+        self.waker.register(cx.waker());
+        std::mem::take(
+            &mut *self
+                .ended
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }

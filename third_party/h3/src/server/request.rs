@@ -3,7 +3,6 @@ use std::{convert::TryFrom, sync::Arc};
 use bytes::Buf;
 use http::{Request, StatusCode};
 
-use tokio::sync::mpsc::UnboundedSender;
 #[cfg(feature = "tracing")]
 use tracing::instrument;
 
@@ -24,7 +23,10 @@ use crate::{
     shared_state::{ConnectionState, SharedState},
 };
 
-use super::{connection::RequestEnd, stream::RequestStream};
+use super::{
+    connection::{RequestEnd, RequestEnds},
+    stream::RequestStream,
+};
 
 /// Helper struct to await the request headers and return a `Request` object
 pub struct RequestResolver<C, B>
@@ -36,7 +38,7 @@ where
     #[doc(hidden)]
     // TODO: make this private
     pub frame_stream: FrameStream<C::BidiStream, B>,
-    pub(super) request_end_send: UnboundedSender<StreamId>,
+    pub(super) request_ends: Arc<RequestEnds>,
     pub(super) send_grease_frame: bool,
     pub(super) max_field_section_size: u64,
     pub(super) shared: Arc<SharedState>,
@@ -143,7 +145,7 @@ where
 
         let request_stream = RequestStream {
             request_end: Arc::new(RequestEnd {
-                request_end: self.request_end_send.clone(),
+                request_end: self.request_ends.clone(),
                 stream_id: self.frame_stream.send_id(),
             }),
             inner: connection::RequestStream::new(

@@ -34,7 +34,7 @@ use crate::{
 };
 
 #[cfg(feature = "tracing")]
-use tracing::{error, instrument};
+use tracing::instrument;
 
 /// Manage request and response transfer for an incoming request
 ///
@@ -225,12 +225,8 @@ where
 
 impl Drop for RequestEnd {
     fn drop(&mut self) {
-        if let Err(_error) = self.request_end.send(self.stream_id) {
-            #[cfg(feature = "tracing")]
-            error!(
-                "failed to notify connection of request end: {} {}",
-                self.stream_id, _error
-            );
-        }
+        // lbd patch: reporting cannot fail (upstream's channel could only fail with the
+        // connection gone, which holds the other end; it logged that).
+        self.request_end.send(self.stream_id);
     }
 }

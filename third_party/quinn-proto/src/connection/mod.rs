@@ -244,7 +244,9 @@ pub struct Connection {
     /// State of the unreliable datagram extension
     datagrams: DatagramState,
     /// Connection level statistics
-    stats: ConnectionStats,
+    /// lbd patch: boxed (536 bytes), which puts the connection, with quinn's state around it, in
+    /// jemalloc's 6 KiB size class instead of 7 KiB: 384 bytes less per connection with the box
+    stats: Box<ConnectionStats>,
     /// QUIC version used for the connection.
     version: u32,
 }
@@ -363,7 +365,7 @@ impl Connection {
             config,
             rem_cids: CidQueue::new(rem_cid),
             rng,
-            stats: ConnectionStats::default(),
+            stats: Box::default(),
             version,
         };
         if path_validated {
@@ -1298,7 +1300,7 @@ impl Connection {
 
     /// Returns connection statistics
     pub fn stats(&self) -> ConnectionStats {
-        let mut stats = self.stats;
+        let mut stats = *self.stats;
         stats.path.rtt = self.path.rtt.get();
         stats.path.min_rtt = self.path.rtt.min();
         stats.path.cwnd = self.path.congestion.window();
