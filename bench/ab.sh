@@ -3,7 +3,8 @@
 # between runs (an allocator, a patched dependency): each build is measured right after the
 # other, round after round, against the same origin and load.
 #
-#   mem          resident memory per idle connection, each kind on a freshly started lbd:
+#   mem          anonymous resident memory per idle connection (see bench/src/meter.rs), each
+#                kind on a freshly started lbd:
 #                plain (8,000), tls and h2tls (3,000), h3 (1,000, one request each), and h2tls and
 #                h3 after 100 requests at once (300). KINDS="plain h3 ..." picks some.
 #   cpu h1|h2|h3|l4  lbd's user and kernel CPU per request (/proc/PID/stat), minor faults per

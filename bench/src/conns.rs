@@ -38,13 +38,15 @@ pub(crate) struct ConnsSpec {
 pub(crate) struct ConnsResult {
     pub(crate) opened: usize,
     pub(crate) alive: usize,
-    pub(crate) rss_before: u64,
-    pub(crate) rss_after: u64,
+    /// The balancer's memory before the connections were opened and while they are held
+    pub(crate) before: meter::Usage,
+    pub(crate) after: meter::Usage,
 }
 
 impl ConnsResult {
+    /// Growth of the balancer's anonymous resident memory per connection (see `meter`).
     pub(crate) fn bytes_per_conn(&self) -> f64 {
-        (self.rss_after as f64 - self.rss_before as f64) / self.opened.max(1) as f64
+        (self.after.anon as f64 - self.before.anon as f64) / self.opened.max(1) as f64
     }
 }
 
@@ -86,17 +88,17 @@ pub(crate) fn run(spec: &ConnsSpec) -> Result<ConnsResult, String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let rss_before = meter::usage_of(&spec.meter).rss;
+        let before = meter::usage_of(&spec.meter);
         if spec.kind == "h3" {
             let conns = crate::h3::open_idle(spec.target, spec.count, spec.burst).await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let rss_after = meter::usage_of(&spec.meter).rss;
+            let after = meter::usage_of(&spec.meter);
             tokio::time::sleep(spec.hold).await;
             let alive = conns.iter().filter(|c| c.conn.close_reason().is_none()).count();
-            return Ok(ConnsResult { opened: conns.len(), alive, rss_before, rss_after });
+            return Ok(ConnsResult { opened: conns.len(), alive, before, after });
         }
         if spec.kind == "h2tls" && spec.burst > 1 {
-            return h2_after_burst(spec, rss_before).await;
+            return h2_after_burst(spec, before).await;
         }
         let mut conns: Vec<TcpStream> = Vec::with_capacity(spec.count);
         let mut tls_conns = Vec::new();
@@ -126,18 +128,18 @@ pub(crate) fn run(spec: &ConnsSpec) -> Result<ConnsResult, String> {
         let opened = conns.len() + tls_conns.len();
         // Let the balancer finish accepting and answering prefaces before measuring.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rss_after = meter::usage_of(&spec.meter).rss;
+        let after = meter::usage_of(&spec.meter);
         tokio::time::sleep(spec.hold).await;
         // For TLS the raw socket is checked (what the server sent is read and dropped).
         let alive = conns.iter().filter(|s| still_open(s)).count()
             + tls_conns.iter().filter(|s| still_open(s.get_ref().0)).count();
-        Ok(ConnsResult { opened, alive, rss_before, rss_after })
+        Ok(ConnsResult { opened, alive, before, after })
     })
 }
 
 /// `h2tls` with `--burst`: HTTP/2 connections (hyper's client) that each carried `burst`
 /// requests at once before going idle.
-async fn h2_after_burst(spec: &ConnsSpec, rss_before: u64) -> Result<ConnsResult, String> {
+async fn h2_after_burst(spec: &ConnsSpec, before: meter::Usage) -> Result<ConnsResult, String> {
     use http_body_util::{BodyExt, Empty};
     let tls = crate::load::tls_connector(true);
     let uri: http::Uri = format!("https://{}/", spec.target).parse().map_err(|e| format!("{e}"))?;
@@ -169,10 +171,10 @@ async fn h2_after_burst(spec: &ConnsSpec, rss_before: u64) -> Result<ConnsResult
         senders.push(sender);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_after = meter::usage_of(&spec.meter).rss;
+    let after = meter::usage_of(&spec.meter);
     tokio::time::sleep(spec.hold).await;
     let alive = senders.iter().filter(|s| !s.is_closed()).count();
-    Ok(ConnsResult { opened: senders.len(), alive, rss_before, rss_after })
+    Ok(ConnsResult { opened: senders.len(), alive, before, after })
 }
 
 /// Open means: no EOF and no error; bytes the server sent (SETTINGS) are read and dropped.

@@ -197,19 +197,22 @@ fn main() -> ExitCode {
             };
             conns::run(&spec).and_then(|r| {
                 println!(
-                    "{}: {} opened, {} still open after {hold}s; balancer RSS {:.1} → {:.1} MiB = {:.0} bytes per connection",
+                    "{}: {} opened, {} still open after {hold}s; balancer RSS {:.1} → {:.1} MiB, anonymous {:.1} → {:.1} MiB = {:.0} bytes per connection",
                     record.label,
                     r.opened,
                     r.alive,
-                    r.rss_before as f64 / 1048576.0,
-                    r.rss_after as f64 / 1048576.0,
+                    r.before.rss as f64 / 1048576.0,
+                    r.after.rss as f64 / 1048576.0,
+                    r.before.anon as f64 / 1048576.0,
+                    r.after.anon as f64 / 1048576.0,
                     r.bytes_per_conn()
                 );
                 append(
                     &record,
                     serde_json::json!({
                         "kind": "conns", "scenario": record.scenario, "label": record.label, "command": command_line,
-                        "opened": r.opened, "alive": r.alive, "rss_before": r.rss_before, "rss_after": r.rss_after,
+                        "opened": r.opened, "alive": r.alive, "rss_before": r.before.rss, "rss_after": r.after.rss,
+                        "anon_before": r.before.anon, "anon_after": r.after.anon,
                         "bytes_per_conn": r.bytes_per_conn(),
                     }),
                 )

@@ -86,8 +86,8 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
                 .filter(|v| *v > 0.0)
                 .fold(f64::INFINITY, f64::min);
             let _ = writeln!(md, "## {scenario}\n\n{}\n", text(conns[0], "command"));
-            let _ = writeln!(md, "| balancer | connections | still open | RSS before | RSS after | bytes per connection | vs best peer |");
-            let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+            let _ = writeln!(md, "| balancer | connections | still open | RSS before | RSS after | anonymous before | anonymous after | bytes per connection | vs best peer |");
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
             let mut mem = Vec::new();
             for r in &conns {
                 let label = text(r, "label");
@@ -99,11 +99,13 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
                 };
                 let _ = writeln!(
                     md,
-                    "| {label} | {:.0} | {:.0} | {:.1} MiB | {:.1} MiB | {:.0} | {ratio} |",
+                    "| {label} | {:.0} | {:.0} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.0} | {ratio} |",
                     num(r, "opened"),
                     num(r, "alive"),
                     num(r, "rss_before") / 1048576.0,
                     num(r, "rss_after") / 1048576.0,
+                    num(r, "anon_before") / 1048576.0,
+                    num(r, "anon_after") / 1048576.0,
                     b
                 );
                 mem.push((format!("{label} ({:.0})", num(r, "opened")), b));
@@ -197,7 +199,7 @@ mod tests {
         write(&input, &dir).expect("report");
         let md = std::fs::read_to_string(dir.join("results.md")).expect("md");
         assert!(md.contains("| lbd | 1000 | 0 | 100 | 0 | 200 | 300 | 8.00 | 0.0080 | 0.0 | 0.80 |"), "{md}");
-        assert!(md.contains("| lbd | 1000 | 1000 | 0.0 MiB | 0.0 MiB | 400 | 0.40 |"), "{md}");
+        assert!(md.contains("| lbd | 1000 | 1000 | 0.0 MiB | 0.0 MiB | 0.0 MiB | 0.0 MiB | 400 | 0.40 |"), "{md}");
         let svg = std::fs::read_to_string(dir.join("cpu_per_request.svg")).expect("svg");
         assert!(svg.starts_with("<svg") && svg.contains(">lbd<") && svg.contains(">nginx<"));
         let _ = std::fs::remove_dir_all(&dir);
