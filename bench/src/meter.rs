@@ -21,9 +21,9 @@ pub(crate) struct Usage {
 }
 
 impl std::ops::Add for Usage {
-    type Output = Usage;
-    fn add(self, o: Usage) -> Usage {
-        Usage { ticks: self.ticks + o.ticks, rss: self.rss + o.rss, anon: self.anon + o.anon }
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self { ticks: self.ticks + o.ticks, rss: self.rss + o.rss, anon: self.anon + o.anon }
     }
 }
 
