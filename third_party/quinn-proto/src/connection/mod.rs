@@ -73,7 +73,9 @@ mod spaces;
 pub use spaces::Retransmits;
 #[cfg(not(fuzzing))]
 use spaces::Retransmits;
-use spaces::{PacketNumberFilter, PacketSpace, SendableFrames, SentPacket, ThinRetransmits};
+use spaces::{
+    PacketNumberFilter, PacketSpace, SendableFrames, SentPacket, Spaces, ThinRetransmits,
+};
 
 mod stats;
 pub use stats::{ConnectionStats, FrameStats, PathStats, UdpStats};
@@ -177,7 +179,7 @@ pub struct Connection {
     /// Outgoing spin bit state
     spin: bool,
     /// Packet number spaces: initial, handshake, 1-RTT
-    spaces: [PacketSpace; 3],
+    spaces: Spaces,
     /// Highest usable packet number space
     highest_space: SpaceId,
     /// 1-RTT keys used prior to a key update
@@ -318,7 +320,7 @@ impl Connection {
             endpoint_events: VecDeque::new(),
             spin_enabled: config.allow_spin && rng.random_ratio(7, 8),
             spin: false,
-            spaces: [initial_space, PacketSpace::new(now), PacketSpace::new(now)],
+            spaces: Spaces::new(initial_space, now),
             highest_space: SpaceId::Initial,
             prev_crypto: None,
             next_crypto: None,
@@ -496,6 +498,11 @@ impl Connection {
 
         // If we need to send a probe, make sure we have something to send.
         for space in SpaceId::iter() {
+            // lbd patch: a shared look first (`maybe_queue_probe` does nothing without probes to
+            // send), so that the storage of discarded spaces is not made again (`Spaces`)
+            if self.spaces[space].loss_probes == 0 {
+                continue;
+            }
             let request_immediate_ack =
                 space == SpaceId::Data && self.peer_supports_ack_frequency();
             self.spaces[space].maybe_queue_probe(request_immediate_ack, &self.streams);
@@ -2243,6 +2250,7 @@ impl Connection {
         for packet in sent_packets.into_values() {
             self.remove_in_flight(&packet);
         }
+        self.spaces.discarded(space_id);
         self.set_loss_detection_timer(now)
     }
 
@@ -3696,6 +3704,12 @@ impl Connection {
         self.path.in_flight.bytes
     }
 
+    /// lbd patch: whether the Initial and Handshake packet spaces' storage is freed
+    #[cfg(test)]
+    pub(crate) fn early_spaces_freed(&self) -> bool {
+        self.spaces.early_freed()
+    }
+
     /// lbd patch: the 1-RTT packets tracked until acknowledged, the smallest packet number our
     /// ACK frames still acknowledge, and the number the next 1-RTT packet will have
     #[cfg(test)]
@@ -3846,7 +3860,7 @@ impl Connection {
         let ConnectionSide::Server { server_config } = &self.side else {
             return;
         };
-        let new_tokens = &mut self.spaces[SpaceId::Data as usize].pending.new_tokens;
+        let new_tokens = &mut self.spaces[SpaceId::Data].pending.new_tokens;
         new_tokens.clear();
         for _ in 0..server_config.validation_token.sent {
             new_tokens.push(self.path.remote);

@@ -290,16 +290,80 @@ impl PacketSpace {
     }
 }
 
-impl Index<SpaceId> for [PacketSpace; 3] {
-    type Output = PacketSpace;
-    fn index(&self, space: SpaceId) -> &PacketSpace {
-        &self.as_ref()[space as usize]
+/// lbd patch: the three packet number spaces, the Initial and Handshake ones boxed together and
+/// freed once both are discarded (upstream kept all three inline for the connection's life:
+/// 1.5 KB of the 6 KB a connection is, dead after the handshake). Indexing a freed space reads a
+/// shared empty one; a mutable index gives back fresh storage (an empty space is all a
+/// discarded one is: no keys, nothing to send or acknowledge), so code that touches discarded
+/// spaces stays correct, only without the saving.
+pub(super) struct Spaces {
+    early: Option<Box<[PacketSpace; 2]>>,
+    data: PacketSpace,
+    /// Which of Initial and Handshake have been discarded
+    discarded: [bool; 2],
+    /// For the storage of freed spaces, when touched again
+    created: Instant,
+}
+
+impl Spaces {
+    pub(super) fn new(initial: PacketSpace, now: Instant) -> Self {
+        Self {
+            early: Some(Box::new([initial, PacketSpace::new(now)])),
+            data: PacketSpace::new(now),
+            discarded: [false; 2],
+            created: now,
+        }
+    }
+
+    /// Whether the Initial and Handshake spaces' storage is freed
+    #[cfg(test)]
+    pub(super) fn early_freed(&self) -> bool {
+        self.early.is_none()
+    }
+
+    /// Records that `space` (Initial or Handshake) was discarded; frees both once both are.
+    pub(super) fn discarded(&mut self, space: SpaceId) {
+        if let Some(i) = early_index(space) {
+            self.discarded[i] = true;
+        }
+        if self.discarded == [true; 2] {
+            self.early = None;
+        }
     }
 }
 
-impl IndexMut<SpaceId> for [PacketSpace; 3] {
+fn early_index(space: SpaceId) -> Option<usize> {
+    match space {
+        SpaceId::Initial => Some(0),
+        SpaceId::Handshake => Some(1),
+        SpaceId::Data => None,
+    }
+}
+
+impl Index<SpaceId> for Spaces {
+    type Output = PacketSpace;
+    fn index(&self, space: SpaceId) -> &PacketSpace {
+        match (early_index(space), &self.early) {
+            (None, _) => &self.data,
+            (Some(i), Some(early)) => &early[i],
+            (Some(_), None) => {
+                static DISCARDED: std::sync::OnceLock<PacketSpace> = std::sync::OnceLock::new();
+                DISCARDED.get_or_init(|| PacketSpace::new(Instant::now()))
+            }
+        }
+    }
+}
+
+impl IndexMut<SpaceId> for Spaces {
     fn index_mut(&mut self, space: SpaceId) -> &mut PacketSpace {
-        &mut self.as_mut()[space as usize]
+        let Some(i) = early_index(space) else {
+            return &mut self.data;
+        };
+        let created = self.created;
+        &mut self.early.get_or_insert_with(|| {
+            trace!("storage for discarded packet spaces made again");
+            Box::new([PacketSpace::new(created), PacketSpace::new(created)])
+        })[i]
     }
 }
 

@@ -1560,6 +1560,36 @@ fn ack_only_packet_of_an_idle_connection_is_not_kept() {
     let _ = chunks.finalize();
 }
 
+/// lbd patch: once the handshake is done, both ends free the Initial and Handshake packet
+/// spaces, and sending and receiving stream data does not make them again.
+#[test]
+fn discarded_packet_spaces_are_freed() {
+    let _guard = subscribe();
+    let mut pair = Pair::default();
+    let (client_ch, server_ch) = pair.connect();
+    pair.drive();
+    assert!(pair.client_conn_mut(client_ch).early_spaces_freed());
+    assert!(pair.server_conn_mut(server_ch).early_spaces_freed());
+
+    let s = pair.client_streams(client_ch).open(Dir::Bi).unwrap();
+    pair.client_send(client_ch, s).write(b"ping").unwrap();
+    pair.drive();
+    assert_matches!(pair.server_streams(server_ch).accept(Dir::Bi), Some(id) if id == s);
+    pair.server_send(server_ch, s).write(b"pong").unwrap();
+    pair.server_send(server_ch, s).finish().unwrap();
+    pair.drive();
+    let mut recv = pair.client_recv(client_ch, s);
+    let mut chunks = recv.read(true).unwrap();
+    assert_eq!(
+        &chunks.next(usize::MAX).unwrap().unwrap().bytes[..],
+        b"pong"
+    );
+    let _ = chunks.finalize();
+    pair.drive();
+    assert!(pair.client_conn_mut(client_ch).early_spaces_freed());
+    assert!(pair.server_conn_mut(server_ch).early_spaces_freed());
+}
+
 #[test]
 fn key_update_reordered() {
     let _guard = subscribe();
