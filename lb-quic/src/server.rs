@@ -222,9 +222,6 @@ impl Drop for ConnGuard {
 async fn handshake(local: &Rc<Local>, connecting: quinn::Connecting) -> Option<(quinn::Connection, EarlyGate)> {
     let peer = connecting.remote_address();
     let limits = local.listener.limits();
-    // Handshake: with 0-RTT allowed by the TLS config, requests may arrive before it completes.
-    let confirmed = Rc::new(tokio::sync::Notify::new());
-    let done = Rc::new(Cell::new(false));
     local.handshaking.set(local.handshaking.get() + 1);
     // Without 0-RTT the connection is used only once the handshake is done (quinn would
     // otherwise hand it over at once for 0.5-RTT data).
@@ -244,36 +241,37 @@ async fn handshake(local: &Rc<Local>, connecting: quinn::Connecting) -> Option<(
     } else {
         Err(connecting)
     };
-    let conn = match attempt {
+    match attempt {
+        // With 0-RTT allowed by the TLS config, requests may arrive before the handshake
+        // completes: they get a gate to wait on.
         Ok((conn, accepted)) => {
-            let (confirmed, done, l) = (confirmed.clone(), done.clone(), local.clone());
+            let (gate, l) = (Rc::new(Early::default()), local.clone());
+            let early = EarlyGate(Some(gate.clone()));
             tokio::task::spawn_local(async move {
                 let _ = tokio::time::timeout(limits.header_read_timeout, accepted).await;
                 l.handshaking.set(l.handshaking.get().saturating_sub(1));
-                done.set(true);
-                confirmed.notify_waiters();
+                gate.done.set(true);
+                gate.confirmed.notify_waiters();
             });
-            conn
+            Some((conn, early))
         }
         Err(connecting) => {
             let r = tokio::time::timeout(limits.header_read_timeout, connecting).await;
             local.handshaking.set(local.handshaking.get().saturating_sub(1));
-            done.set(true);
             match r {
-                Ok(Ok(c)) => c,
+                Ok(Ok(c)) => Some((c, EarlyGate(None))),
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "QUIC handshake failed");
                     local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
-                    return None;
+                    None
                 }
                 Err(_) => {
                     local.ctx.state.borrow_mut().metrics.counters.quic_handshake_failures += 1;
-                    return None;
+                    None
                 }
             }
         }
-    };
-    Some((conn, EarlyGate { done, confirmed }))
+    }
 }
 
 /// One QUIC connection's task, for its life. Its state is what an idle HTTP/3 connection holds
@@ -289,7 +287,7 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
         st.metrics.counters.quic_connections += 1;
     }
     let _guard = ConnGuard(local.clone());
-    let Some((conn, early)) = Box::pin(handshake(&local, connecting)).await else {
+    let Some((conn, mut early)) = Box::pin(handshake(&local, connecting)).await else {
         return;
     };
     let limits = local.listener.limits();
@@ -352,6 +350,10 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
         };
         match accepted {
             Ok(Some(resolver)) => {
+                if early.0.is_some() && early.is_done() {
+                    // The 0-RTT gate is not needed once the handshake is done.
+                    early = EarlyGate(None);
+                }
                 let (ctx, info, early) = (local.ctx.clone(), info.clone(), early.clone());
                 // Boxed, with the whole request inside (`request` does not box `handle` again):
                 // tokio moves a task's future into its cell and copies the cell's stage at each
@@ -391,18 +393,28 @@ impl Local {
     }
 }
 
-/// Whether the handshake is done, and a way to wait for it (requests that came as 0-RTT).
+/// Whether the handshake is done, and a way to wait for it (requests that came as 0-RTT
+/// early data). `None` for a connection handed over once its handshake was done, which is all of
+/// them unless the TLS config allows 0-RTT: they hold nothing for it.
 #[derive(Clone)]
-struct EarlyGate {
-    done: Rc<Cell<bool>>,
-    confirmed: Rc<tokio::sync::Notify>,
+struct EarlyGate(Option<Rc<Early>>);
+
+#[derive(Default)]
+struct Early {
+    done: Cell<bool>,
+    confirmed: tokio::sync::Notify,
 }
 
 impl EarlyGate {
+    fn is_done(&self) -> bool {
+        self.0.as_ref().is_none_or(|e| e.done.get())
+    }
+
     async fn wait(&self) {
-        while !self.done.get() {
-            let n = self.confirmed.notified();
-            if self.done.get() {
+        let Some(e) = &self.0 else { return };
+        while !e.done.get() {
+            let n = e.confirmed.notified();
+            if e.done.get() {
                 break;
             }
             n.await;
@@ -426,7 +438,7 @@ async fn request(
 ) {
     let (mut send, recv) = stream.split();
     let (mut parts, ()) = req.into_parts();
-    if !early.done.get() {
+    if !early.is_done() {
         if is_safe(&parts.method) {
             // RFC 8470: tell the backend this request may be replayed.
             parts.headers.insert(EARLY_DATA.clone(), HeaderValue::from_static("1"));

@@ -500,6 +500,12 @@ where
 
         // Remove all None values
         self.pending_recv_streams.retain(|s| s.is_some());
+        // lbd patch: once the peer's streams have all told their type (its control and QPACK
+        // streams, at the start), the list's storage is given back instead of being kept empty
+        // for the connection's life (room for 3 streams: 400 bytes).
+        if self.pending_recv_streams.is_empty() {
+            self.pending_recv_streams = Vec::new();
+        }
 
         Ok(())
     }

@@ -65,8 +65,10 @@ impl StreamRecv {
     }
 }
 
-/// lbd patch: freed receive streams kept per connection for reuse
-const FREE_RECV_KEPT: usize = 4;
+/// lbd patch: freed receive streams kept per connection for reuse. None: an idle connection
+/// held the one its last request freed (about 250 bytes with its list), and a new stream's
+/// allocation costs less than that memory is worth (upstream kept every one).
+const FREE_RECV_KEPT: usize = 0;
 /// lbd patch: the event queue capacity kept once drained
 const EVENTS_KEPT: usize = 16;
 
