@@ -22,10 +22,9 @@ for tool in h2load nginx; do
 done
 cargo build --release -q
 
-DIR=$(mktemp -d /tmp/lbd-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$DIR"; }
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+scratch bench
 
 nginx_conf() { # $1 name, $2 workers, $3 server block
   cat > "$DIR/$1.conf" <<NGX
@@ -65,9 +64,7 @@ TOML
 nginx -c "$DIR/origin.conf" & PIDS+=($!)
 nginx -c "$DIR/proxy.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID)
 ./target/release/lbd run --config "$DIR/lbd.toml" 2>"$DIR/lbd.err" & LBD_PID=$!; PIDS+=($LBD_PID)
-for p in $ORIGIN $NGINX_PORT $LBD_PORT; do
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
-done
+for p in $ORIGIN $NGINX_PORT $LBD_PORT; do wait_port $p; done
 
 HZ=$(getconf CLK_TCK)
 cpu_ticks() { # "utime stime" summed over a process and its children processes

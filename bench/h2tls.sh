@@ -9,12 +9,10 @@ cd "$(dirname "$0")/.."
 N=${1:-200000}
 for tool in h2load nginx openssl; do command -v $tool >/dev/null || { echo "needs $tool: apt-get install nghttp2-client nginx-light openssl"; exit 1; }; done
 cargo build --release -q -p lbd -p lb-bench
-DIR=$(mktemp -d /tmp/lbd-h2tls.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$DIR"; }
-trap cleanup EXIT
-openssl req -x509 -nodes -days 2 -subj /CN=bench.test -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-  -addext subjectAltName=DNS:bench.test -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+scratch h2tls
+make_cert "$DIR"
 ./target/release/lb-bench origin --listen 127.0.0.1:19300 --threads 1 2>/dev/null & PIDS+=($!)
 cat > "$DIR/lbd.toml" <<TOML
 workers = 2
@@ -52,7 +50,7 @@ http {
 NGX
 ./target/release/lbd run --config "$DIR/lbd.toml" 2>/dev/null & LBD_PID=$!; PIDS+=($LBD_PID)
 nginx -c "$DIR/nginx.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID)
-for p in 19300 19301 19302; do for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done; done
+for p in 19300 19301 19302; do wait_port $p; done
 HZ=$(getconf CLK_TCK)
 ticks() { local t=0 p; for p in $1 $(pgrep -P "$1" || true); do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
 run() { # label port pid

@@ -13,14 +13,12 @@ SECS=${1:-10}
 IDLE=${2:-1000}
 for tool in caddy openssl; do command -v $tool >/dev/null || { echo "needs $tool: apt-get install caddy openssl"; exit 1; }; done
 cargo build --release -q -p lbd -p lb-bench
-DIR=$(mktemp -d /tmp/lbd-h3.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$DIR"; }
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+scratch h3
 OUT=bench/results/h3.jsonl
 B=./target/release/lb-bench
-openssl req -x509 -nodes -days 2 -subj /CN=localhost -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-  -addext subjectAltName=DNS:localhost -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+make_cert "$DIR"
 $B origin --listen 127.0.0.1:19400 --threads 1 2>/dev/null & PIDS+=($!)
 cat > "$DIR/lbd.toml" <<TOML
 workers = 2
@@ -61,7 +59,7 @@ https://localhost:19411 {
 CAD
 ./target/release/lbd run --config "$DIR/lbd.toml" 2>"$DIR/lbd.log" & LBD_PID=$!; PIDS+=($LBD_PID)
 GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID)
-for p in 19400 19401 19411; do for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done; done
+for p in 19400 19401 19411; do wait_port $p; done
 sleep 0.5
 echo "{\"kind\":\"meta\",\"note\":\"bench/h3.sh $SECS $IDLE on $(nproc) cores, $(uname -r), $(date -u +%FT%TZ). lbd $(./target/release/lbd --version | awk '{print $2}') (2 workers), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). Load: lb-bench (quinn 0.11 + h3 0.0.8), 16 connections x 32 streams, GET / (6 bytes) from lb-bench origin over HTTP/1.1.\"}" >> "$OUT"
 # Idle connections first, on fresh processes: memory freed after the load runs would be reused

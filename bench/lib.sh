@@ -1,5 +1,5 @@
-# Shared by bench/compare.sh and bench/ab.sh (sourced, after `cd` to the repository):
-# a scratch folder, the lbd config they benchmark, a port wait, and the test certificate.
+# Shared by the scripts in bench/ (sourced, after `cd` to the repository): a scratch folder, a
+# port wait and the test certificate for all; the lbd config compare.sh and ab.sh benchmark.
 
 # A scratch folder $DIR for this run, removed at exit after every process in $PIDS is stopped by
 # its PID. $1 names the folder: /tmp/lbd-$1.XXXXXX.

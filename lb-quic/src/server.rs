@@ -323,11 +323,10 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
             return;
         }
     };
+    // Set once by the accept loop on any of the worker's drain, the listener's and the endpoint's
+    // close; a connection that starts after that sees it set.
     let mut closing_signal = local.closing.subscribe();
-    let mut closing = *closing_signal.borrow_and_update()
-        || local.ctx.is_draining()
-        || local.listener.is_draining()
-        || *local.close.borrow();
+    let mut closing = *closing_signal.borrow_and_update();
     if closing {
         let _ = Box::pin(h3c.shutdown(0)).await;
     }
@@ -350,7 +349,7 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
         };
         match accepted {
             Ok(Some(resolver)) => {
-                if early.0.is_some() && early.is_done() {
+                if early.is_done() {
                     // The 0-RTT gate is not needed once the handshake is done.
                     early = EarlyGate(None);
                 }

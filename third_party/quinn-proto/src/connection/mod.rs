@@ -41,7 +41,6 @@ mod ack_frequency;
 use ack_frequency::AckFrequencyState;
 
 mod assembler;
-use assembler::Assembler;
 pub use assembler::Chunk;
 
 mod cid_state;
@@ -246,8 +245,9 @@ pub struct Connection {
     /// State of the unreliable datagram extension
     datagrams: DatagramState,
     /// Connection level statistics
-    /// lbd patch: boxed (536 bytes), which puts the connection, with quinn's state around it, in
-    /// jemalloc's 6 KiB size class instead of 7 KiB: 384 bytes less per connection with the box
+    /// lbd patch: boxed (536 bytes), which keeps the connection, with quinn's state around it, in
+    /// jemalloc's 5 KiB size class (about 4.6 KB with the early packet spaces out, `Spaces`;
+    /// 5.1 KB, in the 6 KiB class, with the statistics inline)
     stats: Box<ConnectionStats>,
     /// QUIC version used for the connection.
     version: u32,
@@ -2242,10 +2242,6 @@ impl Connection {
         space.crypto = None;
         space.time_of_last_ack_eliciting_packet = None;
         space.loss_time = None;
-        // lbd patch: what a discarded space still held on the heap (frames it can no longer send,
-        // its CRYPTO stream's reassembly state) is freed now rather than with the connection.
-        space.pending = Retransmits::default();
-        space.crypto_stream = Assembler::new();
         let sent_packets = mem::take(&mut space.sent_packets);
         for packet in sent_packets.into_values() {
             self.remove_in_flight(&packet);
