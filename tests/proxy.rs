@@ -280,6 +280,46 @@ fn bodies_stream_both_ways_intact_and_connections_are_reused() {
     assert!(lbd.metric("lbd_upstream_requests_reused_total", &[]) >= 40.0, "{}", lbd.metrics());
 }
 
+/// A burst above `pool_size` keeps its upstream connections while the load reuses them (a second
+/// burst opens none), and the surplus is closed, down to `pool_size`, once unused for a second.
+#[test]
+fn upstream_connections_a_burst_needed_stay_pooled_while_reused_then_shrink_to_pool_size() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let cfg = simple_config(admin, port, &[a.addr()], "pool_size = 2").replace("workers = 2", "workers = 1");
+    let lbd = Lbd::start("pool-burst", admin, &cfg);
+    let urls: Vec<String> = (0..6).map(|i| format!("http://127.0.0.1:{port}/slow?ms=400&i={i}")).collect();
+    let burst = || {
+        let mut args = vec!["-s", "--parallel", "--parallel-immediate", "--parallel-max", "6", "--max-time", "20"];
+        args.extend(urls.iter().map(String::as_str));
+        let (out, ok) = curl(&args);
+        assert!(ok, "{out}");
+        assert_eq!(tally(&out).get("a"), Some(&6), "{out}");
+    };
+    burst();
+    assert_eq!(lbd.metric("lbd_upstream_connections_total", &[]), 6.0, "{}", lbd.metrics());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(lbd.metric("lbd_upstream_connections_active", &[]), 6.0, "the burst's connections are pooled");
+    burst();
+    assert_eq!(
+        lbd.metric("lbd_upstream_connections_total", &[]),
+        6.0,
+        "a second burst within the linger time opened connections: {}",
+        lbd.metrics()
+    );
+    // Unused now: the sweep (each second) closes the 4 above pool_size after a second idle.
+    assert!(
+        wait_until(Duration::from_secs(5), || lbd.metric("lbd_upstream_connections_active", &[]) == 2.0),
+        "{}",
+        lbd.metrics()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(lbd.metric("lbd_upstream_connections_active", &[]), 2.0, "pool_size connections stay");
+    // And they still carry requests.
+    assert_eq!(get(port, "/", &[]), ("a\n".to_string(), 200));
+    assert_eq!(lbd.metric("lbd_upstream_connections_total", &[]), 6.0);
+}
+
 /// lbd's HTTP/1.1 client against an origin that frames responses every way RFC 9112 allows,
 /// and closes idle keep-alive connections quickly (a short backend keep-alive timeout).
 #[test]

@@ -22,6 +22,7 @@
 //! - [`health`]: active check state machine and passive ejection.
 //! - [`cluster`]: one worker's view of a cluster (availability, fail-open, in-flight counts).
 //! - [`metrics`]: per-worker registry and Prometheus rendering.
+//! - [`pool`]: which idle upstream connections to keep.
 //! - [`snapshot`]: the compiled config handed to workers.
 //! - [`runtime`]: the per-worker runtime (io_uring or epoll) and core pinning.
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ pub mod cluster;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod pool;
 pub mod router;
 pub mod runtime;
 pub mod snapshot;

@@ -154,7 +154,8 @@ impl WorkerCtx {
         Some(pick.index)
     }
 
-    /// Closes expired idle upstream connections.
+    /// Closes expired idle upstream connections, and those above `pool_size` the load stopped
+    /// using (each second, from the worker's sweeper).
     pub fn sweep_pools(&self) {
         let now = Instant::now();
         for c in &self.state.borrow().clusters {

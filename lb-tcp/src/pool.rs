@@ -1,11 +1,13 @@
 //! Per-worker, per-cluster upstream connections. HTTP/1.1: a LIFO pool of idle keep-alive
-//! connections (the most recently used is the most likely to still be open). HTTP/2: one shared,
+//! connections (the most recently used is the most likely to still be open; which to keep is
+//! `lb_core::pool`'s decision). HTTP/2: one shared,
 //! multiplexed connection per endpoint, cloned for each request.
 
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http2;
 use hyper::Request;
+use lb_core::pool::IdleStack;
 
 use crate::http::body::{RequestBody, UpBody};
 use crate::http::client::{H1Conn, SendError};
@@ -49,28 +51,23 @@ impl Sender {
     }
 }
 
-#[derive(Debug)]
-struct Idle {
-    conn: Box<H1Conn>,
-    since: Instant,
-}
-
 /// Upstream connections, per endpoint index.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Vec<Vec<Idle>>,
+    idle: Vec<IdleStack<Box<H1Conn>>>,
     shared: Vec<Option<http2::SendRequest<RequestBody>>>,
-    max_idle: usize,
+    keep: usize,
     idle_timeout: Duration,
 }
 
 impl Pool {
-    /// A pool for `endpoints` endpoints keeping at most `max_idle` HTTP/1.1 connections each.
-    pub fn new(endpoints: usize, max_idle: usize, idle_timeout: Duration) -> Self {
+    /// A pool for `endpoints` endpoints keeping `keep` idle HTTP/1.1 connections each for the
+    /// idle timeout, and more while the load reuses them ([`IdleStack`]).
+    pub fn new(endpoints: usize, keep: usize, idle_timeout: Duration) -> Self {
         Self {
-            idle: (0..endpoints).map(|_| Vec::new()).collect(),
+            idle: (0..endpoints).map(|_| IdleStack::default()).collect(),
             shared: (0..endpoints).map(|_| None).collect(),
-            max_idle,
+            keep,
             idle_timeout,
         }
     }
@@ -84,14 +81,8 @@ impl Pool {
                 return Some(Sender::H2(h2.clone()));
             }
         }
-        let list = self.idle.get_mut(ep)?;
-        while let Some(c) = list.pop() {
-            let idle = now.saturating_duration_since(c.since);
-            if idle < self.idle_timeout && c.conn.reusable(idle, careful) {
-                return Some(Sender::H1(c.conn));
-            }
-        }
-        None
+        let stack = self.idle.get_mut(ep)?;
+        stack.take(now, self.idle_timeout, |c, idle| c.reusable(idle, careful)).map(Sender::H1)
     }
 
     /// Makes `sender` the shared HTTP/2 connection of endpoint `ep`.
@@ -103,21 +94,16 @@ impl Pool {
 
     /// Returns an HTTP/1.1 connection whose last response is complete.
     pub fn put(&mut self, ep: usize, conn: Box<H1Conn>, now: Instant) {
-        if let Some(list) = self.idle.get_mut(ep) {
-            if list.len() < self.max_idle {
-                list.push(Idle { conn, since: now });
-            }
+        if let Some(stack) = self.idle.get_mut(ep) {
+            stack.put(conn, now);
         }
     }
 
-    /// Drops (closing) expired idle connections, those the backend closed, and closed shared ones.
+    /// Drops (closing) expired idle connections, those the backend closed, those above `keep`
+    /// the load stopped using, and closed shared ones.
     pub fn sweep(&mut self, now: Instant) {
-        let timeout = self.idle_timeout;
-        for list in &mut self.idle {
-            list.retain(|c| {
-                let idle = now.saturating_duration_since(c.since);
-                idle < timeout && c.conn.reusable(idle, false)
-            });
+        for stack in &mut self.idle {
+            stack.sweep(now, self.keep, self.idle_timeout, |c, idle| c.reusable(idle, false));
         }
         for slot in &mut self.shared {
             if slot.as_ref().is_some_and(http2::SendRequest::is_closed) {
