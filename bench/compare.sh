@@ -38,12 +38,15 @@ cat "$DIR/cert.pem" "$DIR/key.pem" > "$DIR/haproxy.pem"
 # --- origin
 $BENCH origin --listen 127.0.0.1:$ORIGIN --threads 1 2>/dev/null & PIDS+=($!); wait_port $ORIGIN
 
-# --- lbd (io_uring, the default backend where available) and lbd on epoll
+# --- lbd as configured by default (io_backend "auto": the io_uring runtime where available, L4
+# copied on readiness), and for the L4 scenario only lbd on epoll and lbd with io_uring's own L4 copy
 lbd_conf auto 19101 19102 19109 19141 > "$DIR/lbd.toml"
 lbd_conf epoll 19103 19104 19108 19144 > "$DIR/lbd-epoll.toml"
+lbd_conf uring 19151 19152 19158 19154 > "$DIR/lbd-uring.toml"
 start_lbd() { $LBD run --config "$DIR/lbd.toml" 2>>"$DIR/lbd.err" & LBD_PID=$!; PIDS+=($LBD_PID); }
 start_lbd
 $LBD run --config "$DIR/lbd-epoll.toml" 2>"$DIR/lbd-epoll.err" & LBDE_PID=$!; PIDS+=($LBDE_PID)
+$LBD run --config "$DIR/lbd-uring.toml" 2>"$DIR/lbd-uring.err" & LBDU_PID=$!; PIDS+=($LBDU_PID)
 
 # --- nginx
 cat > "$DIR/nginx.conf" <<NGX
@@ -126,10 +129,10 @@ CAD
 start_caddy() { GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >>"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID); }
 start_caddy
 
-for p in 19101 19102 19103 19104 19111 19121 19122 19131 19133 19141 19142 19143; do wait_port $p; done
+for p in 19101 19102 19103 19104 19152 19111 19121 19122 19131 19133 19141 19142 19143; do wait_port $p; done
 sleep 0.5
 
-# Restarts lbd, nginx, HAProxy and Caddy (not the epoll lbd, used for L4 only), so that an idle-
+# Restarts lbd, nginx, HAProxy and Caddy (not the epoll and io_uring-copy lbds, used for L4 only), so that an idle-
 # connection scenario starts on fresh processes: memory freed by the previous scenario's
 # connections would be reused and hide part of the cost per connection.
 running() { [ -r /proc/$1/stat ] && [ "$(awk '{print $3}' /proc/$1/stat 2>/dev/null)" != Z ]; }
@@ -147,7 +150,7 @@ fresh() {
   sleep 0.5
 }
 
-echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_uring unless marked epoll), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS scenarios use one ECDSA P-256 certificate for every balancer (Caddy is left out of them, except HTTP/3: nginx 1.22 and HAProxy 2.6 from Debian do not serve it). HTTP/3 load: lb-bench with quinn 0.11 or quiche 0.30 as the client stack.\"}" >> "$RAW"
+echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_backend auto: the io_uring runtime, L4 copied on readiness; lbd-epoll: the epoll runtime; lbd-uring: io_uring's own L4 reads and writes), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2). CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS scenarios use one ECDSA P-256 certificate for every balancer (Caddy is left out of them, except HTTP/3: nginx 1.22 and HAProxy 2.6 from Debian do not serve it). HTTP/3 load: lb-bench with quinn 0.11 or quiche 0.30 as the client stack.\"}" >> "$RAW"
 
 load() { # scenario label port pid args...
   local scenario=$1 label=$2 port=$3 pid=$4; shift 4
@@ -223,7 +226,7 @@ for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_P
 done
 
 echo "== L4 TCP forwarding, 64 KiB responses, 16 connections"
-for b in "lbd 19102 $LBD_PID" "lbd-epoll 19104 $LBDE_PID" "haproxy-tcp 19122 $HAPROXY_PID"; do
+for b in "lbd 19102 $LBD_PID" "lbd-epoll 19104 $LBDE_PID" "lbd-uring 19152 $LBDU_PID" "haproxy-tcp 19122 $HAPROXY_PID"; do
   set -- $b; PATH_=/large load "L4 TCP forwarding (64 KiB bodies, 16 conns)" "$1" "$2" "$3" -c 16 -n $((N / 10))
 done
 

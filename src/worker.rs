@@ -17,6 +17,7 @@ use lb_core::runtime::{pin_to_core, IoBackend, WorkerRuntime};
 use lb_core::snapshot::Snapshot;
 use lb_tcp::accept::{accept_loop, ListenerHandle};
 use lb_tcp::ctx::WorkerCtx;
+use lb_tcp::l4::L4Copy;
 use lb_tcp::listener::bind_reuseport;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle as TaskHandle;
@@ -125,9 +126,10 @@ fn run(
         }
     };
     let backend = rt.backend();
-    tracing::info!(worker = id, io_backend = backend.as_str(), pinned, "worker started");
+    let l4_copy = L4Copy::for_worker(choice, backend);
+    tracing::info!(worker = id, io_backend = backend.as_str(), ?l4_copy, pinned, "worker started");
     rt.block_on(async move {
-        let ctx = WorkerCtx::new(id, backend, snapshot.clone(), access_log);
+        let ctx = WorkerCtx::new(id, backend, l4_copy, snapshot.clone(), access_log);
         let mut listeners = Listeners::default();
         if let Err(e) = listeners.sync(&ctx, &snapshot, &tls) {
             let _ = ready.send(Err(format!("worker {id}: {e}")));

@@ -15,9 +15,13 @@ fn tcp_config(admin: u16, port: u16, backend: &str, target: &str) -> String {
 }
 
 #[test]
-fn tcp_forwarding_works_on_both_io_backends() {
+fn tcp_forwarding_works_on_every_io_backend_and_copy() {
     let a = Backend::start("a");
-    for backend in ["uring", "epoll"] {
+    // (io_backend, the runtime it gets, the L4 copy): `auto` runs io_uring but copies L4 bytes
+    // on readiness, the faster and leaner copy; `uring` asks for io_uring's own reads and writes.
+    for (backend, runtime, copy) in
+        [("auto", "uring", "Readiness"), ("uring", "uring", "Uring"), ("epoll", "epoll", "Readiness")]
+    {
         let (admin, port) = (free_port(), free_port());
         let lbd = Lbd::start("l4", admin, &tcp_config(admin, port, backend, &a.addr()));
         let n = 24 << 20;
@@ -43,7 +47,9 @@ fn tcp_forwarding_works_on_both_io_backends() {
         assert!(ok);
         assert_eq!(tally(&out).get("a"), Some(&20));
         let m = lbd.metrics();
-        assert_eq!(metric_value(&m, "lbd_worker_io_backend", &[&format!("backend=\"{backend}\"")]), 2.0, "{m}");
+        assert_eq!(metric_value(&m, "lbd_worker_io_backend", &[&format!("backend=\"{runtime}\"")]), 2.0, "{m}");
+        let log = lbd.stderr();
+        assert_eq!(log.matches(&format!("l4_copy={copy}")).count(), 2, "{backend}: {log}");
         assert!(metric_value(&m, "lbd_tcp_connections_total", &["listener=\"l4\""]) >= 22.0, "{m}");
     }
 }
@@ -59,7 +65,7 @@ fn tcp_forwarding_passes_a_half_close_on_and_returns_the_answer_after_it() {
 
     const REQUEST: usize = 3 << 20;
     const ANSWER: usize = 2 << 20;
-    for backend in ["uring", "epoll"] {
+    for backend in ["auto", "uring", "epoll"] {
         let server = TcpListener::bind("127.0.0.1:0").expect("bind backend");
         let target = server.local_addr().expect("backend addr").to_string();
         // The backend: reads the whole request (to EOF), then answers with its length and

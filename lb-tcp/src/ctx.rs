@@ -18,6 +18,7 @@ use lb_core::snapshot::Snapshot;
 use tokio::sync::watch;
 use tokio_rustls::rustls::pki_types as rustls_server_name;
 
+use crate::l4::L4Copy;
 use crate::pool::Pool;
 
 /// One cluster as a worker runs it.
@@ -85,6 +86,8 @@ pub struct WorkerCtx {
     pub id: usize,
     /// The runtime this worker got.
     pub backend: IoBackend,
+    /// How this worker's L4 connections copy bytes.
+    pub l4_copy: L4Copy,
     /// Mutable state.
     pub state: RefCell<WorkerState>,
     access_log: Option<crossbeam_channel::Sender<AccessRecord>>,
@@ -98,6 +101,7 @@ impl WorkerCtx {
     pub fn new(
         id: usize,
         backend: IoBackend,
+        l4_copy: L4Copy,
         snapshot: Arc<Snapshot>,
         access_log: Option<crossbeam_channel::Sender<AccessRecord>>,
     ) -> Rc<Self> {
@@ -108,6 +112,7 @@ impl WorkerCtx {
         Rc::new(Self {
             id,
             backend,
+            l4_copy,
             state: RefCell::new(WorkerState { snapshot, clusters, metrics, rng, request_seq: 0 }),
             access_log,
             drain,
@@ -274,7 +279,7 @@ mod tests {
     #[test]
     fn a_full_access_log_queue_drops_and_counts_instead_of_blocking() {
         let (tx, rx) = crossbeam_channel::bounded(2);
-        let ctx = WorkerCtx::new(0, IoBackend::Epoll, snapshot(), Some(tx));
+        let ctx = WorkerCtx::new(0, IoBackend::Epoll, L4Copy::Readiness, snapshot(), Some(tx));
         for _ in 0..5 {
             ctx.log(record);
         }
@@ -284,7 +289,7 @@ mod tests {
 
     #[test]
     fn reload_keeps_unchanged_cluster_state_and_rebuilds_changed_ones() {
-        let ctx = WorkerCtx::new(0, IoBackend::Epoll, snapshot(), None);
+        let ctx = WorkerCtx::new(0, IoBackend::Epoll, L4Copy::Readiness, snapshot(), None);
         let before = ctx.state.borrow().clusters[0].clone();
         let same = snapshot();
         ctx.apply_snapshot(same);
@@ -300,7 +305,7 @@ mod tests {
 
     #[test]
     fn health_updates_reach_the_cluster_state() {
-        let ctx = WorkerCtx::new(0, IoBackend::Epoll, snapshot(), None);
+        let ctx = WorkerCtx::new(0, IoBackend::Epoll, L4Copy::Readiness, snapshot(), None);
         ctx.apply_health("c", "127.0.0.1:2".parse().expect("addr"), false);
         let stats = ctx.stats();
         assert!(!stats.clusters["c"].failing_open);
