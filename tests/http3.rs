@@ -498,6 +498,34 @@ fn drain_lets_an_http3_request_finish() {
     assert_eq!(s.lbd.proc.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
+/// A client that says it is going away (its own GOAWAY) with two requests in flight: both finish
+/// whole, and then lbd sends its last GOAWAY, naming the first request stream it did not take
+/// (RFC 9114 §5.2), before the connection ends. lbd's own drain is not involved.
+#[test]
+fn a_client_goaway_lets_its_requests_finish_and_gets_the_last_goaway() {
+    let s = start("h3-client-goaway", "");
+    let out = aioquic(s.port, &["--goaway", "/slow?ms=800", "/slow?ms=600"]);
+    assert_eq!(out.len(), 3, "{out:?}");
+    for r in &out[..2] {
+        assert_eq!(field(r, "status"), "200", "{out:?}");
+        assert_eq!(field(r, "body"), "a\n", "{out:?}");
+    }
+    let goaways: Vec<u64> = out[2]["server_goaway"]
+        .as_array()
+        .expect("server_goaway")
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
+    // Request streams 0 and 4 were taken; 8 is the first that was not.
+    assert_eq!(goaways.last(), Some(&8), "lbd's last GOAWAY: {out:?}");
+    assert!(goaways.windows(2).all(|w| w[0] >= w[1]), "GOAWAY ids must not grow: {goaways:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || s.lbd.metric("lbd_downstream_connections_active", &[]) == 0.0),
+        "{}",
+        s.lbd.metrics()
+    );
+}
+
 #[test]
 fn reload_sends_new_http3_connections_to_the_new_config_on_the_same_socket() {
     let s = start("h3-reload", "");

@@ -12,7 +12,11 @@ request is a POST of N bytes, or with --post-path P only the requests for P. Wit
 client waits S seconds, its connection idle, before each PATH written with a leading "~" (the "~"
 is not sent). With --parallel the PATHs from one "~PATH" to the next are requested all at once,
 each on its own stream (a page load), and printed in order. With --zero-rtt a first connection
-gets a session ticket and a second one sends every PATH at once as 0-RTT early data. Prints one JSON line per response:
+gets a session ticket and a second one sends every PATH at once as 0-RTT early data. With
+--goaway the client requests every PATH at once, sends its own GOAWAY (RFC 9114 §5.2) 0.2 s later,
+prints the responses, and then waits up to 3 s for the server's GOAWAY frames and prints
+{"server_goaway": [ids]} (aioquic itself discards them, so the server's control stream is read
+here). Prints one JSON line per response:
 {"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
 """
 import argparse
@@ -24,9 +28,11 @@ import sys
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.buffer import Buffer, BufferReadError
+from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection, StreamType, encode_frame
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import StreamDataReceived
 
 
 class Client(QuicConnectionProtocol):
@@ -36,8 +42,36 @@ class Client(QuicConnectionProtocol):
         super().__init__(*args, **kwargs)
         self.h3 = H3Connection(self._quic)
         self.pending = {}
+        self.server_uni = {}  # server-initiated unidirectional stream id -> bytes so far
+
+    def server_goaways(self):
+        """The stream IDs of the GOAWAY frames on the server's control stream so far."""
+        for data in self.server_uni.values():
+            buf = Buffer(data=data)
+            ids = []
+            try:
+                if buf.pull_uint_var() != StreamType.CONTROL:
+                    continue
+                while not buf.eof():
+                    frame_type, length = buf.pull_uint_var(), buf.pull_uint_var()
+                    payload = buf.pull_bytes(length)
+                    if frame_type == FrameType.GOAWAY:
+                        ids.append(Buffer(data=payload).pull_uint_var())
+            except BufferReadError:
+                pass  # a frame not whole yet
+            return ids
+        return []
+
+    def send_goaway(self, push_id=0):
+        """A client's GOAWAY, on its control stream (aioquic has no call for it)."""
+        varint = Buffer(capacity=8)
+        varint.push_uint_var(push_id)
+        self._quic.send_stream_data(self.h3._local_control_stream_id, encode_frame(FrameType.GOAWAY, varint.data))
+        self.transmit()
 
     def quic_event_received(self, event):
+        if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
+            self.server_uni[event.stream_id] = self.server_uni.get(event.stream_id, b"") + event.data
         for ev in self.h3.handle_event(event):
             entry = self.pending.get(getattr(ev, "stream_id", None))
             if entry is None:
@@ -112,6 +146,7 @@ def args():
     p.add_argument("--pause", type=float, default=0, help="idle seconds before each ~PATH")
     p.add_argument("--parallel", action="store_true", help="request each group of PATHs at once")
     p.add_argument("--zero-rtt", action="store_true")
+    p.add_argument("--goaway", action="store_true", help="send a GOAWAY with the requests in flight")
     p.add_argument("--deadline", type=float, default=60, help="seconds for the whole run")
     p.add_argument("--cert", default=None, help="client certificate (PEM) to present, with --key")
     p.add_argument("--key", default=None)
@@ -168,6 +203,19 @@ async def run(a):
             early = client._quic.tls.early_data_accepted
             for status, hdrs, data in results:
                 print(json.dumps({"status": status, "headers": hdrs, "body": data.decode("latin-1"), "early_data_accepted": early}), flush=True)
+        return
+    if a.goaway:
+        async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client) as client:
+            requests = asyncio.gather(*(fetch(client, p) for p in a.paths))
+            await asyncio.sleep(0.2)
+            client.send_goaway()
+            for status, hdrs, data in await requests:
+                show(client, status, hdrs, data)
+            for _ in range(30):
+                if client.server_goaways():
+                    break
+                await asyncio.sleep(0.1)
+            print(json.dumps({"server_goaway": client.server_goaways()}), flush=True)
         return
     async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client) as client:
         # One path per group, or with --parallel a group from each "~PATH" to the next.

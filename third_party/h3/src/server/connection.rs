@@ -53,7 +53,8 @@ where
     // Let the streams tell us when they are no longer running.
     /// lbd patch: where request streams report their end (upstream: a tokio unbounded channel)
     pub(super) request_ends: Arc<RequestEnds>,
-    // Has a GOAWAY frame been sent? If so, this StreamId is the last we are willing to accept.
+    // Has a GOAWAY frame been sent? If so, this StreamId is the first we refuse (lbd patch:
+    // upstream kept the last it accepted).
     pub(super) sent_closing: Option<StreamId>,
     // Has a GOAWAY frame been received? If so, this is PushId the last the remote will accept.
     pub(super) recv_closing: Option<PushId>,
@@ -171,12 +172,20 @@ where
     /// See [connection shutdown](https://www.rfc-editor.org/rfc/rfc9114.html#connection-shutdown) for more information.
     #[cfg_attr(feature = "tracing", instrument(skip_all, level = "trace"))]
     pub async fn shutdown(&mut self, max_requests: usize) -> Result<(), ConnectionError> {
-        let max_id = self
-            .last_accepted_stream
-            .map(|id| id + max_requests)
-            .unwrap_or(StreamId::FIRST_REQUEST);
+        // lbd patch: the GOAWAY carries the first request stream that will not be processed
+        // (RFC 9114 §5.2: requests on streams with this ID or greater were not and will not be
+        // processed), and streams from there on are refused. Upstream sent the last stream
+        // accepted instead, telling the client that its last processed request was not (a
+        // client may then retry it elsewhere, a non-idempotent one too), and with none accepted
+        // it sent 0 but still took stream 0.
+        let first_refused = match self.last_accepted_stream {
+            Some(id) => id + (max_requests + 1),
+            None => StreamId::FIRST_REQUEST + max_requests,
+        };
 
-        self.inner.shutdown(&mut self.sent_closing, max_id).await
+        self.inner
+            .shutdown(&mut self.sent_closing, first_refused)
+            .await
     }
 
     /// Accepts an incoming bidirectional stream.
@@ -212,8 +221,8 @@ where
                     // When the connection is in a graceful shutdown procedure, reject all
                     // incoming requests not belonging to the grace interval. It's possible that
                     // some acceptable request streams arrive after rejected requests.
-                    if let Some(max_id) = self.sent_closing {
-                        if s.send_id() > max_id {
+                    if let Some(first_refused) = self.sent_closing {
+                        if s.send_id() >= first_refused {
                             s.stop_sending(Code::H3_REQUEST_REJECTED.value());
                             s.reset(Code::H3_REQUEST_REJECTED.value());
                             if self.poll_requests_completion(cx).is_ready() {
