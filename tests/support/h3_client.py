@@ -16,7 +16,7 @@ gets a session ticket and a second one sends every PATH at once as 0-RTT early d
 --goaway the client requests every PATH at once, sends its own GOAWAY (RFC 9114 §5.2) 0.2 s later,
 prints the responses, and then waits up to 3 s for the server's GOAWAY frames and prints
 {"server_goaway": [ids]} (aioquic itself discards them, so the server's control stream is read
-here). Prints one JSON line per response:
+here). --show-goaway prints that last line after the responses of any other run. Prints one JSON line per response:
 {"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
 """
 import argparse
@@ -147,6 +147,7 @@ def args():
     p.add_argument("--parallel", action="store_true", help="request each group of PATHs at once")
     p.add_argument("--zero-rtt", action="store_true")
     p.add_argument("--goaway", action="store_true", help="send a GOAWAY with the requests in flight")
+    p.add_argument("--show-goaway", action="store_true", help="print the server's GOAWAY ids at the end")
     p.add_argument("--deadline", type=float, default=60, help="seconds for the whole run")
     p.add_argument("--cert", default=None, help="client certificate (PEM) to present, with --key")
     p.add_argument("--key", default=None)
@@ -186,6 +187,13 @@ async def run(a):
     async def one(client, path):
         await group(client, [path])
 
+    async def show_goaways(client):
+        for _ in range(30):
+            if client.server_goaways():
+                break
+            await asyncio.sleep(0.1)
+        print(json.dumps({"server_goaway": client.server_goaways()}), flush=True)
+
     if a.zero_rtt:
         # A first connection for a session ticket; the requests then go as 0-RTT early data on a
         # resumed connection (sent before the handshake completes).
@@ -211,11 +219,7 @@ async def run(a):
             client.send_goaway()
             for status, hdrs, data in await requests:
                 show(client, status, hdrs, data)
-            for _ in range(30):
-                if client.server_goaways():
-                    break
-                await asyncio.sleep(0.1)
-            print(json.dumps({"server_goaway": client.server_goaways()}), flush=True)
+            await show_goaways(client)
         return
     async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client) as client:
         # One path per group, or with --parallel a group from each "~PATH" to the next.
@@ -229,6 +233,8 @@ async def run(a):
         for _ in range(a.rebind):
             await client.rebind(a.new_cid)
             await one(client, a.paths[0])
+        if a.show_goaway:
+            await show_goaways(client)
 
 
 if __name__ == "__main__":
