@@ -320,6 +320,25 @@ fn upstream_connections_a_burst_needed_stay_pooled_while_reused_then_shrink_to_p
     assert_eq!(lbd.metric("lbd_upstream_connections_total", &[]), 6.0);
 }
 
+/// `pool_size = 0`: no upstream connection outlives its response.
+#[test]
+fn pool_size_zero_closes_each_upstream_connection_after_its_response() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let cfg = simple_config(admin, port, &[a.addr()], "pool_size = 0").replace("workers = 2", "workers = 1");
+    let lbd = Lbd::start("pool-off", admin, &cfg);
+    for _ in 0..3 {
+        assert_eq!(get(port, "/", &[]), ("a\n".to_string(), 200));
+    }
+    assert_eq!(lbd.metric("lbd_upstream_connections_total", &[]), 3.0, "{}", lbd.metrics());
+    assert!(
+        wait_until(Duration::from_secs(3), || lbd.metric("lbd_upstream_connections_active", &[]) == 0.0),
+        "{}",
+        lbd.metrics()
+    );
+    assert_eq!(lbd.metric("lbd_upstream_requests_reused_total", &[]), 0.0);
+}
+
 /// lbd's HTTP/1.1 client against an origin that frames responses every way RFC 9112 allows,
 /// and closes idle keep-alive connections quickly (a short backend keep-alive timeout).
 #[test]

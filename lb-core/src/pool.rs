@@ -10,7 +10,8 @@
 //! 512 in flight over 2 × 256). HAProxy likewise keeps what the load used and purges the rest
 //! after `pool-purge-delay`.
 //!
-//! The stack is bounded without a second limit: a connection is only opened when the stack is
+//! `keep` 0 turns pooling off: each connection is closed once its response is done. The stack is
+//! otherwise bounded without a second limit: a connection is only opened when the stack is
 //! empty, so it never holds more than the most requests that were in flight to the endpoint at
 //! once.
 
@@ -42,9 +43,14 @@ impl<C> IdleStack<C> {
         self.idle.is_empty()
     }
 
-    /// Keeps a connection whose last exchange is complete; `now` is when it became idle.
-    pub fn put(&mut self, conn: C, now: Instant) {
+    /// Keeps a connection whose last exchange is complete; `now` is when it became idle. With
+    /// `keep` 0 pooling is off and the connection is handed back, to be closed.
+    pub fn put(&mut self, conn: C, now: Instant, keep: usize) -> Option<C> {
+        if keep == 0 {
+            return Some(conn);
+        }
         self.idle.push((conn, now));
+        None
     }
 
     /// The most recently used connection that `usable` accepts, given how long it has been
@@ -96,16 +102,28 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Puts with pooling on (the `keep` that matters is the one `sweep` gets).
+    fn pooled(s: &mut IdleStack<u32>, c: u32, now: Instant) {
+        assert_eq!(s.put(c, now, 1), None);
+    }
+
     fn ids(s: &IdleStack<u32>) -> Vec<u32> {
         s.idle.iter().map(|(c, _)| *c).collect()
+    }
+
+    #[test]
+    fn keep_zero_turns_pooling_off() {
+        let mut s = IdleStack::default();
+        assert_eq!(s.put(7, Instant::now(), 0), Some(7), "handed back to be closed");
+        assert!(s.is_empty());
     }
 
     #[test]
     fn takes_the_most_recently_used_first() {
         let t0 = Instant::now();
         let mut s = IdleStack::default();
-        s.put(1, t0);
-        s.put(2, t0 + ms(1));
+        pooled(&mut s, 1, t0);
+        pooled(&mut s, 2, t0 + ms(1));
         assert_eq!(s.take(t0 + ms(2), HOUR, |_, _| true), Some(2));
         assert_eq!(s.take(t0 + ms(2), HOUR, |_, _| true), Some(1));
         assert_eq!(s.take(t0 + ms(2), HOUR, |_, _| true), None);
@@ -115,9 +133,9 @@ mod tests {
     fn take_drops_the_closed_and_the_expired_on_its_way() {
         let t0 = Instant::now();
         let mut s = IdleStack::default();
-        s.put(1, t0);
-        s.put(2, t0 + ms(500));
-        s.put(3, t0 + ms(900));
+        pooled(&mut s, 1, t0);
+        pooled(&mut s, 2, t0 + ms(500));
+        pooled(&mut s, 3, t0 + ms(900));
         // 3 is closed by its peer, 2 usable: 3 goes, 2 comes back, 1 stays.
         assert_eq!(s.take(t0 + ms(1000), HOUR, |c, _| *c != 3), Some(2));
         assert_eq!(ids(&s), [1]);
@@ -125,7 +143,7 @@ mod tests {
         assert_eq!(s.take(t0 + ms(1000), ms(600), |_, _| true), None);
         assert!(s.is_empty());
         // The idle time handed to `usable` is measured from `put`.
-        s.put(4, t0);
+        pooled(&mut s, 4, t0);
         let mut seen = None;
         s.take(t0 + ms(250), HOUR, |_, idle| {
             seen = Some(idle);
@@ -140,7 +158,7 @@ mod tests {
         let mut s = IdleStack::default();
         // A burst of 6 requests came back; `keep` is 2.
         for c in 0..6 {
-            s.put(c, t0);
+            pooled(&mut s, c, t0);
         }
         assert_eq!(s.len(), 6, "a connection coming back to a full pool is kept, not closed");
         // The load keeps using 5 of them: each taken and put back within the linger time.
@@ -149,7 +167,7 @@ mod tests {
             let taken: Vec<u32> = (0..5).filter_map(|_| s.take(now, HOUR, |_, _| true)).collect();
             assert_eq!(taken.len(), 5);
             for c in taken {
-                s.put(c, now);
+                pooled(&mut s, c, now);
             }
             assert_eq!(s.sweep(now, 2, HOUR, |_, _| true), usize::from(step == 3), "step {step}");
         }
@@ -163,7 +181,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = IdleStack::default();
         for c in 0..5 {
-            s.put(c, t0 + ms(100 * u64::from(c)));
+            pooled(&mut s, c, t0 + ms(100 * u64::from(c)));
         }
         // At 1.25 s, 0, 1 and 2 have been unused for 1 s or more, but only 3 are above keep = 2.
         assert_eq!(s.sweep(t0 + ms(1250), 2, HOUR, |_, _| true), 3);
@@ -178,9 +196,9 @@ mod tests {
     fn sweep_spares_surplus_used_within_the_linger_time() {
         let t0 = Instant::now();
         let mut s = IdleStack::default();
-        s.put(0, t0);
-        s.put(1, t0 + ms(600));
-        s.put(2, t0 + ms(700));
+        pooled(&mut s, 0, t0);
+        pooled(&mut s, 1, t0 + ms(600));
+        pooled(&mut s, 2, t0 + ms(700));
         // keep = 0: 0 is unused for 1.1 s and goes; 1 and 2 for 0.5 and 0.4 s, and stay.
         assert_eq!(s.sweep(t0 + ms(1100), 0, HOUR, |_, _| true), 1);
         assert_eq!(ids(&s), [1, 2]);

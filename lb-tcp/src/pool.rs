@@ -1,7 +1,7 @@
 //! Per-worker, per-cluster upstream connections. HTTP/1.1: a LIFO pool of idle keep-alive
 //! connections (the most recently used is the most likely to still be open; which to keep is
-//! `lb_core::pool`'s decision). HTTP/2: one shared,
-//! multiplexed connection per endpoint, cloned for each request.
+//! `lb_core::pool`'s decision). HTTP/2: one shared, multiplexed connection per endpoint, cloned
+//! for each request.
 
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,8 @@ impl Pool {
     /// Returns an HTTP/1.1 connection whose last response is complete.
     pub fn put(&mut self, ep: usize, conn: Box<H1Conn>, now: Instant) {
         if let Some(stack) = self.idle.get_mut(ep) {
-            stack.put(conn, now);
+            // Handed back (pooling off): dropped here, which closes it.
+            drop(stack.put(conn, now, self.keep));
         }
     }
 
