@@ -335,7 +335,8 @@ pub struct ClusterConfig {
     pub request_timeout: Duration,
     /// Extra attempts on other endpoints when a connection could not be made. Default 2.
     pub retries: u32,
-    /// Idle keep-alive connections kept per endpoint per worker. Default 64.
+    /// Idle keep-alive connections kept per endpoint per worker for `pool_idle_timeout`; more
+    /// stay while the load reuses them (`crate::pool`); 0 turns pooling off. Default 64.
     pub pool_size: usize,
     /// Idle upstream connections are closed after this. Default 60s.
     pub pool_idle_timeout: Duration,
