@@ -33,16 +33,6 @@ impl<C> Default for IdleStack<C> {
 }
 
 impl<C> IdleStack<C> {
-    /// Connections held.
-    pub fn len(&self) -> usize {
-        self.idle.len()
-    }
-
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.idle.is_empty()
-    }
-
     /// Keeps a connection whose last exchange is complete; `now` is when it became idle. With
     /// `keep` 0 pooling is off and the connection is handed back, to be closed.
     pub fn put(&mut self, conn: C, now: Instant, keep: usize) -> Option<C> {
@@ -115,7 +105,7 @@ mod tests {
     fn keep_zero_turns_pooling_off() {
         let mut s = IdleStack::default();
         assert_eq!(s.put(7, Instant::now(), 0), Some(7), "handed back to be closed");
-        assert!(s.is_empty());
+        assert!(s.idle.is_empty());
     }
 
     #[test]
@@ -141,7 +131,7 @@ mod tests {
         assert_eq!(ids(&s), [1]);
         // 1 idle for 1 s against a 600 ms timeout.
         assert_eq!(s.take(t0 + ms(1000), ms(600), |_, _| true), None);
-        assert!(s.is_empty());
+        assert!(s.idle.is_empty());
         // The idle time handed to `usable` is measured from `put`.
         pooled(&mut s, 4, t0);
         let mut seen = None;
@@ -160,7 +150,7 @@ mod tests {
         for c in 0..6 {
             pooled(&mut s, c, t0);
         }
-        assert_eq!(s.len(), 6, "a connection coming back to a full pool is kept, not closed");
+        assert_eq!(s.idle.len(), 6, "a connection coming back to a full pool is kept, not closed");
         // The load keeps using 5 of them: each taken and put back within the linger time.
         for step in 1..=5u64 {
             let now = t0 + ms(400 * step);
@@ -172,7 +162,7 @@ mod tests {
             assert_eq!(s.sweep(now, 2, HOUR, |_, _| true), usize::from(step == 3), "step {step}");
         }
         // Only the one left at the bottom went, after 1 s unused; the 5 in use stayed.
-        assert_eq!(s.len(), 5);
+        assert_eq!(s.idle.len(), 5);
         assert!(!ids(&s).contains(&0));
     }
 

@@ -16,7 +16,8 @@ gets a session ticket and a second one sends every PATH at once as 0-RTT early d
 --goaway the client requests every PATH at once, sends its own GOAWAY (RFC 9114 §5.2) 0.2 s later,
 prints the responses, and then waits up to 3 s for the server's GOAWAY frames and prints
 {"server_goaway": [ids]} (aioquic itself discards them, so the server's control stream is read
-here). --show-goaway prints that last line after the responses of any other run. Prints one JSON line per response:
+here). --show-goaway prints that last line after the responses of any other run.
+Prints one JSON line per response:
 {"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
 """
 import argparse
@@ -46,9 +47,9 @@ class Client(QuicConnectionProtocol):
 
     def server_goaways(self):
         """The stream IDs of the GOAWAY frames on the server's control stream so far."""
+        ids = []
         for data in self.server_uni.values():
             buf = Buffer(data=data)
-            ids = []
             try:
                 if buf.pull_uint_var() != StreamType.CONTROL:
                     continue
@@ -59,8 +60,7 @@ class Client(QuicConnectionProtocol):
                         ids.append(Buffer(data=payload).pull_uint_var())
             except BufferReadError:
                 pass  # a frame not whole yet
-            return ids
-        return []
+        return ids
 
     def send_goaway(self, push_id=0):
         """A client's GOAWAY, on its control stream (aioquic has no call for it)."""
