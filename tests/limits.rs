@@ -103,6 +103,65 @@ fn a_client_that_does_not_finish_its_head_is_cut_off() {
     );
 }
 
+/// Between requests a keep-alive connection waits `idle_timeout`; `header_read_timeout` runs
+/// from the next request's first byte (HAProxy's `timeout http-keep-alive` then
+/// `timeout http-request`). lbd used to time the wait for the next request with the header
+/// timeout, so an idle keep-alive connection was closed after 1 s here.
+#[test]
+fn a_keep_alive_connection_waits_idle_timeout_for_its_next_request_then_header_read_timeout_for_its_head() {
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start(
+        "keepalive-wait",
+        admin,
+        &listener_config(
+            admin,
+            port,
+            &a.addr(),
+            "header_read_timeout = \"1s\"\nidle_timeout = \"4s\"",
+            "[access_log]\npath = \"off\"",
+        ),
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 1024];
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let n = read_some(&mut s, &mut buf).expect("first response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Twice the header timeout without a byte: still open, and it serves the next request.
+    std::thread::sleep(Duration::from_millis(2000));
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("second write");
+    let n = read_some(&mut s, &mut buf).expect("second response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    // A head that starts and does not finish is cut off after the header timeout, even while
+    // its bytes keep trickling in.
+    let t = Instant::now();
+    for b in b"GET / HTTP/1.1\r\nX-Slow: " {
+        if t.elapsed() > Duration::from_millis(3500) {
+            break;
+        }
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let (resp, closed) = read_until_close(&mut s, Duration::from_secs(5));
+    assert!(closed && resp.is_empty(), "slow head: {resp:?}");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2500), "slow head cut after {took:?}");
+    // An idle keep-alive connection is closed after the idle timeout.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = idle.set_read_timeout(Some(Duration::from_secs(5)));
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let n = read_some(&mut idle, &mut buf).expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let t = Instant::now();
+    let (_, closed) = read_until_close(&mut idle, Duration::from_secs(8));
+    assert!(closed, "idle connection was not closed");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(3900) && took < Duration::from_millis(6000), "idle closed after {took:?}");
+}
+
 #[test]
 fn connections_over_max_connections_are_refused_and_counted() {
     let a = Backend::start("a");

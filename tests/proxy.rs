@@ -238,6 +238,39 @@ endpoints = ["{dead}", "{a}"]
     assert!(body.contains("upstream connect failed"), "{body}");
     let (body, status) = get(port, "/slow?ms=2000", &[]);
     assert_eq!(status, 504, "{body}");
+    // One keep-alive connection reuses its request timer: a timeout, two answers in time (the
+    // second slower than the first), then a timeout again, each at the right moment.
+    let slow = |ms: u32| format!("http://127.0.0.1:{port}/slow?ms={ms}");
+    let (out, ok) = curl(&[
+        "-s",
+        "-w",
+        "%{http_code} %{num_connects} %{time_total}\n",
+        "-o",
+        "/dev/null",
+        &slow(2000),
+        "-o",
+        "/dev/null",
+        &slow(0),
+        "-o",
+        "/dev/null",
+        &slow(150),
+        "-o",
+        "/dev/null",
+        &slow(2000),
+    ]);
+    assert!(ok, "{out}");
+    let rows: Vec<(u16, u32, f64)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .collect();
+    let codes: Vec<(u16, u32)> = rows.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(codes, [(504, 1), (200, 0), (200, 0), (504, 0)], "{out}");
+    for t in [rows[0].2, rows[3].2] {
+        assert!((0.25..1.5).contains(&t), "timed out after {t} s, not ~0.3 s: {out}");
+    }
     let (_, status) = get(port, "/nowhere", &[]);
     assert_eq!(status, 404);
     // Half the picks hit the dead endpoint; every request still succeeds through a retry.

@@ -51,6 +51,8 @@ pub struct ListenerHandle {
     alt_svc: Cell<Option<u64>>,
     active: Cell<usize>,
     drain: watch::Sender<bool>,
+    /// The same removal, for connections.
+    removed: crate::signal::Signal,
 }
 
 impl ListenerHandle {
@@ -66,6 +68,7 @@ impl ListenerHandle {
             alt_svc: Cell::new(alt_svc_of(cfg)),
             active: Cell::new(0),
             drain,
+            removed: crate::signal::Signal::default(),
         })
     }
 
@@ -102,6 +105,12 @@ impl ListenerHandle {
     /// Stops accepting and closes its idle connections (reload removed it).
     pub fn remove(&self) {
         self.drain.send_replace(true);
+        self.removed.raise();
+    }
+
+    /// Resolves once it is removed.
+    pub fn removed(&self) -> crate::signal::Raised<'_> {
+        self.removed.wait()
     }
 
     /// Subscribes to removal.

@@ -20,6 +20,7 @@ use tokio_rustls::rustls::pki_types as rustls_server_name;
 
 use crate::l4::L4Copy;
 use crate::pool::Pool;
+use crate::signal::Signal;
 
 /// One cluster as a worker runs it.
 #[derive(Debug)]
@@ -92,6 +93,8 @@ pub struct WorkerCtx {
     pub state: RefCell<WorkerState>,
     access_log: Option<crossbeam_channel::Sender<AccessRecord>>,
     drain: watch::Sender<bool>,
+    /// The same drain, for connections.
+    drained: Signal,
     /// Open upstream HTTP/1.1 connections (each holds a count; see `http::client`).
     pub(crate) h1_open: Rc<Cell<u64>>,
 }
@@ -116,6 +119,7 @@ impl WorkerCtx {
             state: RefCell::new(WorkerState { snapshot, clusters, metrics, rng, request_seq: 0 }),
             access_log,
             drain,
+            drained: Signal::default(),
             h1_open: Rc::new(Cell::new(0)),
         })
     }
@@ -206,6 +210,12 @@ impl WorkerCtx {
     /// Tells every connection of this worker to finish what it is doing and close.
     pub fn start_drain(&self) {
         self.drain.send_replace(true);
+        self.drained.raise();
+    }
+
+    /// Resolves once the worker drains.
+    pub fn drained(&self) -> crate::signal::Raised<'_> {
+        self.drained.wait()
     }
 
     /// Whether the worker is draining.

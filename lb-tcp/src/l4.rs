@@ -188,7 +188,7 @@ async fn forward(
                         tracing::debug!(%addr, error = %e, "tcp forward ended");
                     }
                 }
-                () = activity.idle(idle) => {}
+                _ = activity.idle(idle) => {}
             }
             Ok(())
         }
@@ -210,7 +210,7 @@ async fn forward(
             let activity = Activity::default();
             tokio::select! {
                 _ = async { tokio::join!(pump(&client, &upstream, &activity), pump(&upstream, &client, &activity)) } => {}
-                () = activity.idle(idle) => {
+                _ = activity.idle(idle) => {
                     // Completes the reads still queued in the ring.
                     let _ = client.shutdown(Shutdown::Both);
                     let _ = upstream.shutdown(Shutdown::Both);

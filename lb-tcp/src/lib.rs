@@ -21,8 +21,9 @@
 //!                                  with the worker's spare buffers)
 //! ```
 //!
-//! Idle timeouts use [`activity`] (a counter bumped by IO, checked by a watchdog), drain and
-//! listener removal use `tokio::sync::watch` signals local to the worker. Active health probes
+//! Idle and request-head timeouts use [`activity`] (counters bumped by IO, checked by a
+//! watchdog). Drain and listener removal are `tokio::sync::watch` signals local to the worker
+//! for the accept loops, and [`signal::Signal`]s for the connections' drive loops. Active health probes
 //! are in [`health_probe`]; decisions live in `lb-core`.
 #![deny(unsafe_code)]
 
@@ -35,6 +36,7 @@ pub mod l4;
 pub mod listener;
 pub mod pool;
 pub mod proxy_protocol;
+pub mod signal;
 mod spare;
 pub mod tls;
 mod waiting;

@@ -134,7 +134,8 @@ pub struct ListenerConfig {
     pub kind: ListenerKind,
     /// Connections held at once per worker before new ones are refused. Default 100000.
     pub max_connections: usize,
-    /// Time allowed for a client to send a full request head. Default 10s.
+    /// Time allowed for a client to send a full request head, from its first byte (a keep-alive
+    /// connection waits for that byte under `idle_timeout`). Default 10s.
     pub header_read_timeout: Duration,
     /// A connection with no traffic and no request in flight is closed after this. Default 60s.
     pub idle_timeout: Duration,

@@ -4,9 +4,12 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Version};
@@ -45,6 +48,11 @@ pub struct ConnInfo {
     activity: Rc<Activity>,
     /// (snapshot generation, listener index) from the last lookup.
     cached: Cell<Option<(u64, usize)>>,
+    /// The request timer an HTTP/1.1 connection reuses (see [`timed`]); `None` while a request
+    /// holds it, or before the first.
+    timer: TimerSlot,
+    /// Whether this connection reuses one request timer (one request at a time: HTTP/1.1).
+    reuse_timer: bool,
 }
 
 impl ConnInfo {
@@ -68,7 +76,16 @@ impl ConnInfo {
             xff,
             activity,
             cached: Cell::new(None),
+            timer: TimerSlot::default(),
+            reuse_timer: false,
         }
+    }
+
+    /// Reuses one request timer for this connection's requests, which come one at a time
+    /// (HTTP/1.1).
+    pub fn with_reused_timer(mut self) -> Self {
+        self.reuse_timer = true;
+        self
     }
 
     /// Sets the address the client connected to.
@@ -99,6 +116,16 @@ impl ConnInfo {
                 Some(i)
             }
         }
+    }
+}
+
+/// Where a connection keeps its request timer between requests.
+#[derive(Default)]
+struct TimerSlot(Cell<Option<Pin<Box<tokio::time::Sleep>>>>);
+
+impl std::fmt::Debug for TimerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TimerSlot")
     }
 }
 
@@ -317,7 +344,7 @@ async fn proxy(
             .send_proxy_protocol
             .zip(conn.local)
             .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
-        match send(ctx, &cluster, ep, req, proxy_header.as_deref(), &fwd).await {
+        match send(ctx, conn, &cluster, ep, req, proxy_header.as_deref(), &fwd).await {
             Ok(mut resp) => {
                 let status = resp.status();
                 let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
@@ -363,6 +390,7 @@ type SendResult = Result<Response<UpBody>, (ProxyError, Option<Request<RequestBo
 /// turns out closed before the request could be acted on is not a failure: a fresh one is tried.
 async fn send(
     ctx: &Rc<WorkerCtx>,
+    conn: &ConnInfo,
     cluster: &ClusterRt,
     ep: usize,
     mut req: Request<RequestBody>,
@@ -376,14 +404,14 @@ async fn send(
     let pooled = cluster.pool.borrow_mut().take(ep, Instant::now(), careful);
     if let Some(sender) = pooled {
         ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
-        match tokio::time::timeout(timeout, sender.send(req, fwd)).await {
-            Ok(Ok(resp)) => return Ok(resp),
-            Ok(Err((e, Some(back)))) => {
+        match timed(conn, timeout, sender.send(req, fwd)).await {
+            Some(Ok(resp)) => return Ok(resp),
+            Some(Err((e, Some(back)))) => {
                 tracing::debug!(worker = ctx.id, error = %e, "pooled upstream connection was closed; opening a new one");
                 req = back;
             }
-            Ok(Err((e, None))) => return Err((e, None)),
-            Err(_) => return Err((ProxyError::UpstreamTimeout, None)),
+            Some(Err((e, None))) => return Err((e, None)),
+            None => return Err((ProxyError::UpstreamTimeout, None)),
         }
     }
     // Boxed: a new connection's state (TCP and TLS connect, hyper handshake) is several KB, and
@@ -392,9 +420,66 @@ async fn send(
         Ok(s) => s,
         Err(e) => return Err((e, Some(req))),
     };
-    match tokio::time::timeout(timeout, sender.send(req, fwd)).await {
-        Ok(r) => r,
-        Err(_) => Err((ProxyError::UpstreamTimeout, None)),
+    match timed(conn, timeout, sender.send(req, fwd)).await {
+        Some(r) => r,
+        None => Err((ProxyError::UpstreamTimeout, None)),
+    }
+}
+
+/// `fut`'s output, or `None` once `limit` has passed.
+///
+/// An HTTP/1.1 connection reuses one timer for all its requests instead of tokio's `timeout`,
+/// which registers a timer in the driver's wheel and removes it again for every request (5% of
+/// the instructions of a keep-alive request). Each request's deadline is later than the last
+/// one's, so resetting the registered timer only moves its deadline (tokio re-files it when the
+/// old one comes up). Between requests it stays registered, and wakes the connection once per
+/// `limit` at most. Connections with requests at once (HTTP/2, HTTP/3) give each request that
+/// has to wait a timer of its own.
+fn timed<F: Future>(conn: &ConnInfo, limit: Duration, fut: F) -> Timed<'_, F> {
+    Timed { fut, conn, limit, started: tokio::time::Instant::now(), timer: None }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`timed`].
+    struct Timed<'a, F> {
+        #[pin]
+        fut: F,
+        conn: &'a ConnInfo,
+        limit: Duration,
+        started: tokio::time::Instant,
+        // Armed when `fut` first waits.
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F: Future> Future for Timed<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = match this.fut.poll(cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => {
+                let timer = this.timer.get_or_insert_with(|| {
+                    let deadline = *this.started + *this.limit;
+                    match this.conn.timer.0.take() {
+                        Some(mut t) => {
+                            t.as_mut().reset(deadline);
+                            t
+                        }
+                        None => Box::pin(tokio::time::sleep_until(deadline)),
+                    }
+                });
+                std::task::ready!(timer.as_mut().poll(cx));
+                None
+            }
+        };
+        if let Some(t) = this.timer.take() {
+            if this.conn.reuse_timer {
+                this.conn.timer.0.set(Some(t));
+            }
+        }
+        Poll::Ready(out)
     }
 }
 
