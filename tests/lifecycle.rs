@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -144,6 +146,58 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     let out = slow.wait_with_output().expect("curl output");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a\n\n200");
     assert_eq!(lbd.proc.wait_exit(Duration::from_secs(8)), Some(0), "{}", lbd.stderr());
+}
+
+/// A keep-alive connection to `port` that has had one answer and is now idle.
+fn idle_keep_alive(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    s
+}
+
+/// How long until the server closes `s` (EOF or reset), if it does within `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let t = Instant::now();
+    let mut buf = [0u8; 1024];
+    while t.elapsed() < limit {
+        let _ = s.set_read_timeout(Some(limit.saturating_sub(t.elapsed()).max(Duration::from_millis(1))));
+        match s.read(&mut buf) {
+            Ok(0) => return Some(t.elapsed()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(t.elapsed()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(_) | Err(_) => {}
+        }
+    }
+    None
+}
+
+/// Idle keep-alive connections are closed at once when their listener is removed by a reload
+/// and when the worker drains (SIGTERM), not after `idle_timeout` or the drain timeout.
+#[test]
+fn listener_removal_and_drain_close_idle_keep_alive_connections_at_once() {
+    let a = Backend::start("a");
+    let (admin, port, extra_port) = (free_port(), free_port(), free_port());
+    let base = simple_config(admin, port, &[a.addr()], "");
+    let with_listener = format!(
+        "{base}\n[[listeners]]\nname = \"extra\"\nbind = \"127.0.0.1:{extra_port}\"\n[[listeners.routes]]\ncluster = \"c\"\n"
+    );
+    let mut lbd = Lbd::start("idle-drain", admin, &with_listener);
+    let mut on_extra = idle_keep_alive(extra_port);
+    let mut on_base = idle_keep_alive(port);
+    let (status, body) = lbd.reload_with(&base);
+    assert_eq!(status, 200, "{body}");
+    let took = closed_within(&mut on_extra, Duration::from_secs(5));
+    assert!(took.is_some_and(|t| t < Duration::from_secs(2)), "removed listener's idle connection: {took:?}");
+    // The kept listener's connection is untouched by the reload.
+    assert_eq!(closed_within(&mut on_base, Duration::from_millis(300)), None, "kept listener's connection closed");
+    lbd.proc.signal("TERM");
+    let took = closed_within(&mut on_base, Duration::from_secs(5));
+    assert!(took.is_some_and(|t| t < Duration::from_secs(2)), "idle connection on drain: {took:?}");
+    assert_eq!(lbd.proc.wait_exit(Duration::from_secs(5)), Some(0), "{}", lbd.stderr());
 }
 
 #[test]
