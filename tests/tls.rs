@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use support::*;
 
@@ -221,6 +223,45 @@ fn an_http2_connection_paused_inside_frames_loses_nothing() {
     let out = Command::new("python3").arg(&script).arg(port.to_string()).output().expect("python3");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.ends_with("ok\n"), "{text}");
+}
+
+/// An idle HTTP/2 connection (one request done, no stream open) gets a GOAWAY naming that
+/// request and is closed as soon as lbd drains (SIGTERM), not after the drain timeout.
+#[test]
+fn drain_sends_an_idle_http2_connection_goaway_and_closes_it_at_once() {
+    require("python3");
+    let (_a, mut lbd, port, _) = start("h2-drain");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h2_pauses.py");
+    let mut client = Command::new("python3")
+        .arg(&script)
+        .args([&port.to_string(), "--until-goaway", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = std::io::BufReader::new(client.stdout.take().expect("stdout")).lines();
+    let first = lines.next().and_then(Result::ok);
+    assert_eq!(first.as_deref(), Some("idle"), "client: {first:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    lbd.proc.signal("TERM");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = client.wait().expect("client");
+    let mut err = String::new();
+    if let Some(mut e) = client.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(status.success(), "client: {rest:?} {err}");
+    // h2's graceful shutdown: GOAWAY with the largest id, a ping, then the last stream taken.
+    let goaways: Vec<&str> = rest.iter().filter_map(|l| l.strip_prefix("goaway ")).collect();
+    assert_eq!(goaways.last(), Some(&"1"), "{rest:?}");
+    let took: f64 = rest
+        .last()
+        .and_then(|l| l.strip_prefix("closed after "))
+        .and_then(|l| l.strip_suffix(" s"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::MAX);
+    assert!(took < 2.0, "closed {took} s after the drain began: {rest:?}");
+    assert_eq!(lbd.proc.wait_exit(Duration::from_secs(5)), Some(0), "{}", lbd.stderr());
 }
 
 #[test]

@@ -9,6 +9,10 @@ what a burst of streams grew (stream store, frame buffers), so the client then s
 answered 200 with the backend's body.
 
 Usage: h2_pauses.py PORT [PAUSE_SECONDS]     exit 0 and "ok" when all answers came back whole.
+
+With --until-goaway SECONDS it makes one request, prints "idle" and then waits, with no stream
+open, for lbd's GOAWAYs and the close that follows (at most SECONDS): it prints "goaway LAST_ID"
+for each and "closed after T s", and fails if either does not come.
 """
 import socket
 import ssl
@@ -16,7 +20,7 @@ import sys
 import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, SETTINGS, CONTINUATION, GOAWAY, RST = 0, 1, 4, 9, 7, 3
+DATA, HEADERS, SETTINGS, PING, CONTINUATION, GOAWAY, RST = 0, 1, 4, 6, 9, 7, 3
 END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
 
 
@@ -82,7 +86,41 @@ class Conn:
         return {sid: (status.get(sid), body[sid]) for sid in streams}
 
 
+def until_goaway(port, limit):
+    c = Conn(port)
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, header_block(b"a.test")))
+    status, body = c.response(1)
+    if status != 0x88:
+        sys.exit(f"first request: status field {status!r}, body {body!r}")
+    print("idle", flush=True)
+    started = time.monotonic()
+    c.s.settimeout(limit)
+    goaway = None
+    while True:
+        try:
+            kind, flags, _, payload = c.read_frame()
+        except SystemExit:
+            break  # lbd closed the connection
+        except (socket.timeout, TimeoutError):
+            sys.exit(f"no close within {limit} s (GOAWAY: {goaway})")
+        if kind == SETTINGS and not flags & ACK:
+            c.s.sendall(frame(SETTINGS, ACK, 0))
+        elif kind == PING and not flags & ACK:
+            # A graceful GOAWAY first names the largest stream id, then pings, and names the
+            # real last stream once the ping is answered.
+            c.s.sendall(frame(PING, ACK, 0, payload))
+        elif kind == GOAWAY:
+            goaway = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+            print(f"goaway {goaway}", flush=True)
+    if goaway is None:
+        sys.exit("closed without a GOAWAY")
+    print(f"closed after {time.monotonic() - started:.2f} s", flush=True)
+
+
 def main():
+    if len(sys.argv) > 3 and sys.argv[2] == "--until-goaway":
+        until_goaway(int(sys.argv[1]), float(sys.argv[3]))
+        return
     port = int(sys.argv[1])
     pause = float(sys.argv[2]) if len(sys.argv) > 2 else 0.3
     c = Conn(port)
