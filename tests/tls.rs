@@ -225,16 +225,15 @@ fn an_http2_connection_paused_inside_frames_loses_nothing() {
     assert!(out.status.success() && text.ends_with("ok\n"), "{text}");
 }
 
-/// An idle HTTP/2 connection (one request done, no stream open) gets a GOAWAY naming that
-/// request and is closed as soon as lbd drains (SIGTERM), not after the drain timeout.
-#[test]
-fn drain_sends_an_idle_http2_connection_goaway_and_closes_it_at_once() {
-    require("python3");
-    let (_a, mut lbd, port, _) = start("h2-drain");
+/// Runs `h2_pauses.py PORT --until-goaway 10 EXTRA...`; once it says its connection is idle,
+/// calls `then`; returns the client's lines after that, its GOAWAY ids, and how long after
+/// `then` lbd closed the connection (`f64::MAX` if it did not).
+fn idle_h2_until_goaway(port: u16, extra: &[&str], then: impl FnOnce()) -> (Vec<String>, Vec<u32>, f64) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h2_pauses.py");
     let mut client = Command::new("python3")
         .arg(&script)
         .args([&port.to_string(), "--until-goaway", "10"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -243,7 +242,7 @@ fn drain_sends_an_idle_http2_connection_goaway_and_closes_it_at_once() {
     let first = lines.next().and_then(Result::ok);
     assert_eq!(first.as_deref(), Some("idle"), "client: {first:?}");
     std::thread::sleep(Duration::from_millis(300));
-    lbd.proc.signal("TERM");
+    then();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = client.wait().expect("client");
     let mut err = String::new();
@@ -251,17 +250,54 @@ fn drain_sends_an_idle_http2_connection_goaway_and_closes_it_at_once() {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);
     }
     assert!(status.success(), "client: {rest:?} {err}");
-    // h2's graceful shutdown: GOAWAY with the largest id, a ping, then the last stream taken.
-    let goaways: Vec<&str> = rest.iter().filter_map(|l| l.strip_prefix("goaway ")).collect();
-    assert_eq!(goaways.last(), Some(&"1"), "{rest:?}");
-    let took: f64 = rest
+    let goaways = rest.iter().filter_map(|l| l.strip_prefix("goaway ")?.parse().ok()).collect();
+    let took = rest
         .last()
         .and_then(|l| l.strip_prefix("closed after "))
         .and_then(|l| l.strip_suffix(" s"))
         .and_then(|t| t.parse().ok())
         .unwrap_or(f64::MAX);
+    (rest, goaways, took)
+}
+
+/// An idle HTTP/2 connection (one request done, no stream open) gets a GOAWAY naming that
+/// request and is closed as soon as lbd drains (SIGTERM), not after the drain timeout.
+#[test]
+fn drain_sends_an_idle_http2_connection_goaway_and_closes_it_at_once() {
+    require("python3");
+    let (_a, mut lbd, port, _) = start("h2-drain");
+    let (rest, goaways, took) = idle_h2_until_goaway(port, &[], || lbd.proc.signal("TERM"));
+    // h2's graceful shutdown: GOAWAY with the largest id, a ping, then the last stream taken.
+    assert_eq!(goaways.last(), Some(&1), "{rest:?}");
     assert!(took < 2.0, "closed {took} s after the drain began: {rest:?}");
     assert_eq!(lbd.proc.wait_exit(Duration::from_secs(5)), Some(0), "{}", lbd.stderr());
+}
+
+/// A client that never answers the ping of HTTP/2's graceful GOAWAY cannot hold a connection of
+/// a removed listener open: once nothing has moved for `idle_timeout`, it is closed.
+#[test]
+fn a_finishing_connection_that_stays_idle_is_closed_after_idle_timeout() {
+    require("python3");
+    let a = Backend::start("a");
+    let (admin, port, port2) = (free_port(), free_port(), free_port());
+    let dir = scratch("h2-idle-closing");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_cert(&dir, "w", "rsa", &["*.w.test", "w.test"]);
+    let cfg = https_config(admin, port, port2, &a.addr());
+    let bind = format!("bind = \"127.0.0.1:{port}\"\n");
+    let with_idle = cfg.replacen(&bind, &format!("{bind}idle_timeout = \"1s\"\n"), 1);
+    assert_ne!(with_idle, cfg);
+    // The same without the first listener.
+    let (head, tail) = cfg.split_once("[[listeners]]\nname = \"tls\"").expect("first listener");
+    let second = tail.find("[[listeners]]").expect("second listener");
+    let without = format!("{head}{}", &tail[second..]);
+    let lbd = Lbd::start_with_copies("h2-idle-closing", admin, &with_idle, &dir, &["a.crt", "a.key", "w.crt", "w.key"]);
+    let (rest, goaways, took) = idle_h2_until_goaway(port, &["--no-ping-ack"], || {
+        let (status, body) = lbd.reload_with(&without);
+        assert_eq!(status, 200, "{body}");
+    });
+    assert_eq!(goaways.first(), Some(&0x7fff_ffff), "{rest:?}");
+    assert!((0.9..4.0).contains(&took), "closed {took} s after the listener was removed: {rest:?}");
 }
 
 #[test]

@@ -12,7 +12,8 @@ Usage: h2_pauses.py PORT [PAUSE_SECONDS]     exit 0 and "ok" when all answers ca
 
 With --until-goaway SECONDS it makes one request, prints "idle" and then waits, with no stream
 open, for lbd's GOAWAYs and the close that follows (at most SECONDS): it prints "goaway LAST_ID"
-for each and "closed after T s", and fails if either does not come.
+for each and "closed after T s", and fails if either does not come. With --no-ping-ack as well,
+it never answers a ping, so a graceful GOAWAY never gets to name the last stream.
 """
 import socket
 import ssl
@@ -86,7 +87,7 @@ class Conn:
         return {sid: (status.get(sid), body[sid]) for sid in streams}
 
 
-def until_goaway(port, limit):
+def until_goaway(port, limit, ping_ack=True):
     c = Conn(port)
     c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, header_block(b"a.test")))
     status, body = c.response(1)
@@ -105,7 +106,7 @@ def until_goaway(port, limit):
             sys.exit(f"no close within {limit} s (GOAWAY: {goaway})")
         if kind == SETTINGS and not flags & ACK:
             c.s.sendall(frame(SETTINGS, ACK, 0))
-        elif kind == PING and not flags & ACK:
+        elif kind == PING and not flags & ACK and ping_ack:
             # A graceful GOAWAY first names the largest stream id, then pings, and names the
             # real last stream once the ping is answered.
             c.s.sendall(frame(PING, ACK, 0, payload))
@@ -119,7 +120,7 @@ def until_goaway(port, limit):
 
 def main():
     if len(sys.argv) > 3 and sys.argv[2] == "--until-goaway":
-        until_goaway(int(sys.argv[1]), float(sys.argv[3]))
+        until_goaway(int(sys.argv[1]), float(sys.argv[3]), "--no-ping-ack" not in sys.argv[4:])
         return
     port = int(sys.argv[1])
     pause = float(sys.argv[2]) if len(sys.argv) > 2 else 0.3

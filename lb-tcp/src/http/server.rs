@@ -139,15 +139,45 @@ where
 
 /// Why a connection is wound down by something other than itself.
 enum Stop {
-    /// The worker or the listener drains, or the connection was idle: finish gracefully.
-    Finish,
+    /// The worker or the listener drains: finish gracefully.
+    Drain,
+    /// Nothing happened for `idle_timeout`: finish gracefully, or, if it was already finishing,
+    /// close (a client that never lets a graceful close end, say one that ignores HTTP/2's
+    /// GOAWAY ping).
+    Idle,
     /// A request head took longer than `header_read_timeout`: closed at once.
     SlowHead,
 }
 
+/// What [`drive`] watches besides the connection: the drain signals (until the connection is
+/// finishing) and the watchdog (always).
+async fn supervise(
+    ctx: &WorkerCtx,
+    listener: &ListenerHandle,
+    activity: &Activity,
+    idle_timeout: std::time::Duration,
+    head: Option<(&Reads, std::time::Duration)>,
+    drains: bool,
+) -> Stop {
+    let expired = if drains {
+        tokio::select! {
+            () = ctx.drained() => return Stop::Drain,
+            () = listener.removed() => return Stop::Drain,
+            e = activity.watch(idle_timeout, head) => e,
+        }
+    } else {
+        activity.watch(idle_timeout, head).await
+    };
+    match expired {
+        Expired::Idle => Stop::Idle,
+        Expired::Head => Stop::SlowHead,
+    }
+}
+
 /// Drives a connection; on drain, listener removal or idleness asks it to finish gracefully
 /// (HTTP/1.1: after the in-flight request; HTTP/2: GOAWAY, in-flight streams finish). With
-/// `head`, an HTTP/1.1 request head arriving for longer than that closes the connection.
+/// `head`, an HTTP/1.1 request head arriving for longer than that closes the connection. Both
+/// timeouts still apply while it finishes.
 ///
 /// The drain signals and the watchdog are polled only when one of them woke the task (see
 /// [`Side`]), not on each of the connection's wake-ups: `tokio::select!` polled all of them
@@ -168,23 +198,11 @@ async fn drive<C: Graceful>(
         conn.as_mut().shutdown();
     }
     // Built in place: a named future moved into `Side` would keep its room in this state too.
-    let mut side = std::pin::pin!(Side::new(async {
-        tokio::select! {
-            () = ctx.drained() => Stop::Finish,
-            () = listener.removed() => Stop::Finish,
-            e = activity.watch(idle_timeout, head) => match e {
-                Expired::Idle => Stop::Finish,
-                Expired::Head => Stop::SlowHead,
-            },
-        }
-    }));
+    let mut side = std::pin::pin!(Side::new(supervise(ctx, listener, activity, idle_timeout, head, !closing)));
     loop {
         let next = std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = conn.as_mut().poll(cx) {
                 return Poll::Ready(Err(r));
-            }
-            if closing {
-                return Poll::Pending;
             }
             side.as_mut().poll(cx).map(Ok)
         })
@@ -196,9 +214,14 @@ async fn drive<C: Graceful>(
                 }
                 break;
             }
-            Ok(Stop::Finish) => {
+            Ok(Stop::Drain | Stop::Idle) if !closing => {
                 closing = true;
                 conn.as_mut().shutdown();
+                side.as_mut().set(supervise(ctx, listener, activity, idle_timeout, head, false));
+            }
+            Ok(Stop::Drain | Stop::Idle) => {
+                tracing::debug!(%peer, "connection idle while finishing; closing");
+                break;
             }
             Ok(Stop::SlowHead) => {
                 tracing::debug!(%peer, "request head not received within header_read_timeout; closing");
@@ -240,6 +263,13 @@ impl<F: Future> Side<F> {
     fn new(fut: F) -> Self {
         let flag = Arc::new(Flag { woken: AtomicBool::new(true), task: AtomicWaker::new() });
         Self { fut, waker: Waker::from(flag.clone()), flag }
+    }
+
+    /// Replaces the future (after it finished), to be polled on the next poll.
+    fn set(self: std::pin::Pin<&mut Self>, fut: F) {
+        let mut this = self.project();
+        this.fut.set(fut);
+        this.flag.woken.store(true, Ordering::Release);
     }
 }
 
