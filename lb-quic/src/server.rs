@@ -164,8 +164,6 @@ impl Drop for H3Endpoint {
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, local: Rc<Local>) {
-    let mut worker_drain = local.ctx.drain_signal();
-    let mut listener_drain = local.listener.drain_signal();
     let mut close = local.close.clone();
     loop {
         let incoming = tokio::select! {
@@ -173,8 +171,8 @@ async fn accept_loop(endpoint: quinn::Endpoint, local: Rc<Local>) {
                 Some(i) => i,
                 None => return,
             },
-            _ = worker_drain.changed() => break,
-            _ = listener_drain.changed() => break,
+            () = local.ctx.drained() => break,
+            () = local.listener.removed() => break,
             _ = close.changed() => break,
         };
         let limits = local.listener.limits();

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use lb_core::config::{ListenerConfig, ListenerKind};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::watch;
 
 use crate::ctx::WorkerCtx;
 use crate::waiting::WaitingRoom;
@@ -50,15 +49,13 @@ pub struct ListenerHandle {
     /// `Alt-Svc` max-age when this listener also serves HTTP/3 and advertises it.
     alt_svc: Cell<Option<u64>>,
     active: Cell<usize>,
-    drain: watch::Sender<bool>,
-    /// The same removal, for connections.
+    /// Raised when a reload removes it.
     removed: crate::signal::Signal,
 }
 
 impl ListenerHandle {
     /// A handle for `cfg`.
     pub fn new(cfg: &ListenerConfig) -> Rc<Self> {
-        let (drain, _) = watch::channel(false);
         Rc::new(Self {
             name: cfg.name.as_str().into(),
             tcp: Cell::new(matches!(cfg.kind, ListenerKind::Tcp { .. })),
@@ -67,7 +64,6 @@ impl ListenerHandle {
             limits: Cell::new(Limits::of(cfg)),
             alt_svc: Cell::new(alt_svc_of(cfg)),
             active: Cell::new(0),
-            drain,
             removed: crate::signal::Signal::default(),
         })
     }
@@ -104,23 +100,17 @@ impl ListenerHandle {
 
     /// Stops accepting and closes its idle connections (reload removed it).
     pub fn remove(&self) {
-        self.drain.send_replace(true);
         self.removed.raise();
     }
 
-    /// Resolves once it is removed.
+    /// Resolves once it is removed (at once if it was already).
     pub fn removed(&self) -> crate::signal::Raised<'_> {
         self.removed.wait()
     }
 
-    /// Subscribes to removal.
-    pub fn drain_signal(&self) -> watch::Receiver<bool> {
-        self.drain.subscribe()
-    }
-
     /// Whether it was removed.
     pub fn is_draining(&self) -> bool {
-        *self.drain.borrow()
+        self.removed.is_raised()
     }
 }
 
@@ -158,8 +148,6 @@ enum Wake {
 /// HTTP connections wait for their first byte in the [`WaitingRoom`] (no task until then); L4
 /// connections get their task at once (the server may speak first).
 pub async fn accept_loop(ctx: Rc<WorkerCtx>, socket: std::net::TcpListener, listener: Rc<ListenerHandle>) {
-    let mut worker_drain = ctx.drain_signal();
-    let mut listener_drain = listener.drain_signal();
     if ctx.is_draining() || listener.is_draining() {
         return;
     }
@@ -185,8 +173,8 @@ pub async fn accept_loop(ctx: Rc<WorkerCtx>, socket: std::net::TcpListener, list
                 }
             }, if room.is_some() => Wake::Arrived,
             () = &mut expiry, if waiting => Wake::Expired,
-            _ = worker_drain.changed() => Wake::Stop,
-            _ = listener_drain.changed() => Wake::Stop,
+            () = ctx.drained() => Wake::Stop,
+            () = listener.removed() => Wake::Stop,
         };
         match wake {
             Wake::Stop => return,

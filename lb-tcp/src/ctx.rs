@@ -15,7 +15,6 @@ use lb_core::config::ClusterConfig;
 use lb_core::metrics::{ClusterStat, EndpointStat, Registry, WorkerStats};
 use lb_core::runtime::IoBackend;
 use lb_core::snapshot::Snapshot;
-use tokio::sync::watch;
 use tokio_rustls::rustls::pki_types as rustls_server_name;
 
 use crate::l4::L4Copy;
@@ -92,8 +91,7 @@ pub struct WorkerCtx {
     /// Mutable state.
     pub state: RefCell<WorkerState>,
     access_log: Option<crossbeam_channel::Sender<AccessRecord>>,
-    drain: watch::Sender<bool>,
-    /// The same drain, for connections.
+    /// Raised when the worker drains.
     drained: Signal,
     /// Open upstream HTTP/1.1 connections (each holds a count; see `http::client`).
     pub(crate) h1_open: Rc<Cell<u64>>,
@@ -111,14 +109,12 @@ impl WorkerCtx {
         let clusters = snapshot.config.clusters.iter().map(|c| Rc::new(ClusterRt::new(c))).collect();
         let metrics = Registry::new(&snapshot);
         let rng = fastrand::Rng::with_seed(fastrand::u64(..) ^ (id as u64).rotate_left(32));
-        let (drain, _) = watch::channel(false);
         Rc::new(Self {
             id,
             backend,
             l4_copy,
             state: RefCell::new(WorkerState { snapshot, clusters, metrics, rng, request_seq: 0 }),
             access_log,
-            drain,
             drained: Signal::default(),
             h1_open: Rc::new(Cell::new(0)),
         })
@@ -202,25 +198,19 @@ impl WorkerCtx {
         }
     }
 
-    /// Subscribes to the worker-wide drain signal.
-    pub fn drain_signal(&self) -> watch::Receiver<bool> {
-        self.drain.subscribe()
-    }
-
     /// Tells every connection of this worker to finish what it is doing and close.
     pub fn start_drain(&self) {
-        self.drain.send_replace(true);
         self.drained.raise();
     }
 
-    /// Resolves once the worker drains.
+    /// Resolves once the worker drains (at once if it does already).
     pub fn drained(&self) -> crate::signal::Raised<'_> {
         self.drained.wait()
     }
 
     /// Whether the worker is draining.
     pub fn is_draining(&self) -> bool {
-        *self.drain.borrow()
+        self.drained.is_raised()
     }
 
     /// Stats for the admin.

@@ -22,8 +22,7 @@
 //! ```
 //!
 //! Idle and request-head timeouts use [`activity`] (counters bumped by IO, checked by a
-//! watchdog). Drain and listener removal are `tokio::sync::watch` signals local to the worker
-//! for the accept loops, and [`signal::Signal`]s for the connections' drive loops. Active health probes
+//! watchdog). Drain and listener removal are [`signal::Signal`]s local to the worker. Active health probes
 //! are in [`health_probe`]; decisions live in `lb-core`.
 #![deny(unsafe_code)]
 

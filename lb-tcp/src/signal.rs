@@ -1,5 +1,5 @@
-//! A one-way, worker-local signal many connections wait on: the worker's drain and a
-//! listener's removal, as the connections' drive loops see them.
+//! A one-way, worker-local signal many tasks wait on: the worker's drain and a listener's
+//! removal, as accept loops and connections see them.
 //!
 //! Written here rather than taken from `tokio::sync::watch`, whose `changed()` future is 120
 //! bytes (a `Notified` waiter node) and takes a lock on each poll: every live connection waits

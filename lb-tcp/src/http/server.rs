@@ -51,8 +51,6 @@ pub async fn serve_http(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: SocketAddr,
 /// Waits for the client's next byte (peeked, left for the parser), at most `wait`; false on
 /// EOF, error, timeout, or drain of the worker or listener.
 async fn first_byte(ctx: &WorkerCtx, stream: &TcpStream, listener: &ListenerHandle, wait: std::time::Duration) -> bool {
-    let mut worker_drain = ctx.drain_signal();
-    let mut listener_drain = listener.drain_signal();
     if ctx.is_draining() || listener.is_draining() {
         return false;
     }
@@ -64,8 +62,8 @@ async fn first_byte(ctx: &WorkerCtx, stream: &TcpStream, listener: &ListenerHand
     tokio::select! {
         r = peeked => matches!(r, Ok(n) if n > 0),
         () = tokio::time::sleep(wait) => false,
-        _ = worker_drain.changed() => false,
-        _ = listener_drain.changed() => false,
+        () = ctx.drained() => false,
+        () = listener.removed() => false,
     }
 }
 
