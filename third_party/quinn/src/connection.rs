@@ -1010,7 +1010,11 @@ pub(crate) struct State {
     runtime: Arc<dyn Runtime>,
     send_buffer: Vec<u8>,
     /// We buffer a transmit when the underlying I/O would block
-    buffered_transmit: Option<proto::Transmit>,
+    ///
+    /// lbd patch: boxed (8 bytes instead of 80), which with quinn-proto's boxed RNG keeps this
+    /// connection's one allocation within jemalloc's 4 KiB size class; it is only made when the
+    /// socket would block.
+    buffered_transmit: Option<Box<proto::Transmit>>,
 }
 
 impl State {
@@ -1026,7 +1030,7 @@ impl State {
         loop {
             // Retry the last transmit, or get a new one.
             let t = match self.buffered_transmit.take() {
-                Some(t) => t,
+                Some(t) => *t,
                 None => {
                     if self.send_buffer.capacity() == 0 {
                         self.send_buffer = spare_send_buffer::take();
@@ -1057,7 +1061,7 @@ impl State {
 
             if self.io_poller.as_mut().poll_writable(cx)?.is_pending() {
                 // Retry after a future wakeup
-                self.buffered_transmit = Some(t);
+                self.buffered_transmit = Some(Box::new(t));
                 return Ok(false);
             }
 
@@ -1075,7 +1079,7 @@ impl State {
                 // `poll_writable` call determines that the socket is indeed not writable and
                 // registers us for a wakeup, or the send succeeds if this really was just a
                 // transient failure.
-                self.buffered_transmit = Some(t);
+                self.buffered_transmit = Some(Box::new(t));
                 continue;
             }
 
@@ -1387,5 +1391,18 @@ mod spare_send_buffer {
                 spare.push(buffer);
             }
         });
+    }
+}
+
+/// lbd patch: quinn allocates a connection's state in one piece (`Arc<ConnectionInner>`), which
+/// must stay within jemalloc's 4 KiB size class: 336 bytes more took the 5 KiB one, 1,024 bytes
+/// per connection (see `State::buffered_transmit` and quinn-proto's `Connection::rng`).
+#[cfg(test)]
+mod lbd_size {
+    #[test]
+    fn a_connection_is_one_allocation_of_at_most_4_kib() {
+        // An `Arc`'s allocation holds its two counts and the value.
+        let arc = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<super::ConnectionInner>();
+        assert!(arc <= 4096, "Arc<ConnectionInner> is {arc} bytes");
     }
 }
