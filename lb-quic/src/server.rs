@@ -197,7 +197,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, local: Rc<Local>) {
                 continue;
             }
         };
-        tokio::task::spawn_local(connection(local.clone(), connecting));
+        tokio::task::spawn_local(connection(local.clone(), Box::new(connecting)));
     }
     // Draining: no new connections; the connection tasks send GOAWAY.
     endpoint.set_server_config(None);
@@ -276,7 +276,13 @@ async fn handshake(local: &Rc<Local>, connecting: quinn::Connecting) -> Option<(
 /// besides quinn's and h3's own, so it is kept small: the handshake runs in its own boxed future,
 /// the waits it keeps are a few bytes each, and values that would be live across more than one
 /// await (which puts them in every state of the future) are read again where needed.
-async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
+///
+/// tokio aligns a task's cell to 128 bytes; this one is 2,048 with the state at 1,928 bytes
+/// (`-Zprint-type-sizes`), in jemalloc's 2 KiB size class. Its largest states: the wait for a
+/// request (h3's connection, 1,688 bytes, and the `select!`), and the one waiting for the
+/// handshake, which is boxed. The argument is boxed too, as an async fn keeps its arguments' room
+/// in every state (32 bytes for `Connecting`), and so is the last wait for the close (184 bytes).
+async fn connection(local: Rc<Local>, connecting: Box<quinn::Connecting>) {
     local.active.set(local.active.get() + 1);
     {
         let mut st = local.ctx.state.borrow_mut();
@@ -285,7 +291,7 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
         st.metrics.counters.quic_connections += 1;
     }
     let _guard = ConnGuard(local.clone());
-    let Some((conn, mut early)) = Box::pin(handshake(&local, connecting)).await else {
+    let Some((conn, mut early)) = Box::pin(handshake(&local, *connecting)).await else {
         return;
     };
     let limits = local.listener.limits();
@@ -325,13 +331,17 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
     // close; a connection that starts after that sees it set.
     let mut closing_signal = local.closing.subscribe();
     let mut closing = *closing_signal.borrow_and_update();
-    if closing {
-        let _ = Box::pin(h3c.shutdown(0)).await;
-    }
+    // A GOAWAY is owed (sent at the top of the loop, where no accepted value is alive: one held
+    // across this await would add its 400 bytes to the task's state).
+    let mut goaway = closing;
     // Set when h3 is done accepting; its last GOAWAY is sent after the loop, as an await inside
     // the `match` below would keep the accepted value alive across it.
     let mut ended = false;
     loop {
+        if goaway {
+            goaway = false;
+            let _ = Box::pin(h3c.shutdown(0)).await;
+        }
         // This wait is what an idle connection holds for its whole life, so it is small: h3's
         // `poll_accept` (patched h3; its `accept` future is 272 bytes) and the drain signal. The
         // GOAWAYs are sent outside `select!` (whose futures live until a branch's code is done)
@@ -341,8 +351,7 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
             _ = closing_signal.changed(), if !closing => None,
         };
         let Some(accepted) = accepted else {
-            closing = true;
-            let _ = Box::pin(h3c.shutdown(0)).await;
+            (closing, goaway) = (true, true);
             continue;
         };
         match accepted {
@@ -379,7 +388,7 @@ async fn connection(local: Rc<Local>, connecting: quinn::Connecting) {
         let _ = Box::pin(h3c.shutdown(0)).await;
     }
     // Let in-flight requests finish: the connection closes when its streams are done or idle.
-    let _ = tokio::time::timeout(local.listener.limits().idle_timeout, conn.closed()).await;
+    let _ = Box::pin(tokio::time::timeout(local.listener.limits().idle_timeout, conn.closed())).await;
 }
 
 impl Local {
