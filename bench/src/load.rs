@@ -43,6 +43,8 @@ pub(crate) struct LoadResult {
     pub(crate) body_bytes: u64,
     pub(crate) latency: Histogram<u64>,
     pub(crate) cpu_seconds: f64,
+    /// The user-space part of `cpu_seconds`.
+    pub(crate) user_seconds: f64,
     pub(crate) rss: u64,
 }
 
@@ -52,10 +54,19 @@ impl LoadResult {
     }
 
     pub(crate) fn cpu_us_per_request(&self) -> f64 {
+        self.per_request(self.cpu_seconds)
+    }
+
+    /// The user-space part of [`Self::cpu_us_per_request`]; the rest is kernel time.
+    pub(crate) fn user_us_per_request(&self) -> f64 {
+        self.per_request(self.user_seconds)
+    }
+
+    fn per_request(&self, seconds: f64) -> f64 {
         if self.requests == 0 {
             0.0
         } else {
-            self.cpu_seconds * 1e6 / self.requests as f64
+            seconds * 1e6 / self.requests as f64
         }
     }
 
@@ -154,6 +165,7 @@ async fn run_async(spec: &LoadSpec) -> Result<LoadResult, String> {
         body_bytes: tally.bytes,
         latency,
         cpu_seconds: after.ticks.saturating_sub(before.ticks) as f64 / meter::TICKS_PER_SEC,
+        user_seconds: after.user.saturating_sub(before.user) as f64 / meter::TICKS_PER_SEC,
         rss: after.rss,
     })
 }

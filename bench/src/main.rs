@@ -167,7 +167,14 @@ fn main() -> ExitCode {
                     if record.meter.is_empty() {
                         String::new()
                     } else {
-                        format!("; balancer CPU {:.2}s = {:.2} µs/request, RSS {:.1} MiB", r.cpu_seconds, r.cpu_us_per_request(), r.rss as f64 / 1048576.0)
+                        format!(
+                            "; balancer CPU {:.2}s = {:.2} µs/request (user {:.2} + kernel {:.2}), RSS {:.1} MiB",
+                            r.cpu_seconds,
+                            r.cpu_us_per_request(),
+                            r.user_us_per_request(),
+                            r.cpu_us_per_request() - r.user_us_per_request(),
+                            r.rss as f64 / 1048576.0
+                        )
                     }
                 );
                 append(
@@ -177,6 +184,7 @@ fn main() -> ExitCode {
                         "requests": r.requests, "errors": r.errors, "seconds": r.seconds, "rps": r.rps(),
                         "p50_us": r.percentile_us(0.5), "p90_us": r.percentile_us(0.9), "p99_us": r.percentile_us(0.99),
                         "p999_us": r.percentile_us(0.999), "cpu_s": r.cpu_seconds, "cpu_us_per_req": r.cpu_us_per_request(),
+                        "user_us_per_req": r.user_us_per_request(),
                         "rss": r.rss, "mb_per_s": r.body_bytes as f64 / r.seconds.max(1e-9) / 1e6,
                     }),
                 )

@@ -12,10 +12,14 @@
 
 use std::fs;
 
-/// CPU ticks (utime + stime), RSS bytes and anonymous RSS bytes of `pid` and its children.
+/// CPU ticks (utime + stime, and the user part of them), RSS bytes and anonymous RSS bytes of
+/// `pid` and its children.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Usage {
     pub(crate) ticks: u64,
+    /// utime alone: `ticks - user` is the time in the kernel for the process (system calls, and
+    /// on loopback the receiving side's TCP work for what it sends, which runs in its context).
+    pub(crate) user: u64,
     pub(crate) rss: u64,
     pub(crate) anon: u64,
 }
@@ -23,7 +27,7 @@ pub(crate) struct Usage {
 impl std::ops::Add for Usage {
     type Output = Self;
     fn add(self, o: Self) -> Self {
-        Self { ticks: self.ticks + o.ticks, rss: self.rss + o.rss, anon: self.anon + o.anon }
+        Self { ticks: self.ticks + o.ticks, user: self.user + o.user, rss: self.rss + o.rss, anon: self.anon + o.anon }
     }
 }
 
@@ -46,7 +50,7 @@ fn one(pid: u32) -> Usage {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // rest starts at field 3 (state); utime is field 14, stime 15, rss 24 (1-based in proc(5)).
-    Usage { ticks: num(11) + num(12), rss: num(21) * page, anon: anon_kb(pid) * 1024 }
+    Usage { ticks: num(11) + num(12), user: num(11), rss: num(21) * page, anon: anon_kb(pid) * 1024 }
 }
 
 /// `RssAnon` of /proc/PID/status, in KiB (0 for a process gone meanwhile).
@@ -100,6 +104,6 @@ mod tests {
         assert!(u.rss > 1 << 20, "{u:?}");
         // The heap is anonymous, the program's code is not: some of each is resident.
         assert!(u.anon > 0 && u.anon < u.rss, "{u:?}");
-        assert!(u.ticks > 0, "{u:?}");
+        assert!(u.ticks > 0 && u.user <= u.ticks, "{u:?}");
     }
 }

@@ -44,8 +44,8 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
                 .filter(|v| *v > 0.0)
                 .fold(f64::INFINITY, f64::min);
             let _ = writeln!(md, "## {scenario}\n\n{}\n", text(loads[0], "command"));
-            let _ = writeln!(md, "| balancer | req/s | errors | p50 µs | p90 µs | p99 µs | p99.9 µs | CPU µs/req | CPU s per 1k req | MB/s | vs best peer (CPU/req) |");
-            let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(md, "| balancer | req/s | errors | p50 µs | p90 µs | p99 µs | p99.9 µs | CPU µs/req | user + kernel µs/req | CPU s per 1k req | MB/s | vs best peer (CPU/req) |");
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
             let mut cpu = Vec::new();
             let mut lat = Vec::new();
             for r in &loads {
@@ -56,9 +56,14 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
                 } else {
                     "—".into()
                 };
+                // Lines written before the split was recorded have no user time.
+                let split = match r.get("user_us_per_req").and_then(Value::as_f64) {
+                    Some(u) => format!("{u:.2} + {:.2}", c - u),
+                    None => "—".into(),
+                };
                 let _ = writeln!(
                     md,
-                    "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.4} | {:.1} | {ratio} |",
+                    "| {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {split} | {:.4} | {:.1} | {ratio} |",
                     num(r, "rps"),
                     num(r, "errors"),
                     num(r, "p50_us"),
@@ -189,7 +194,7 @@ mod tests {
         std::fs::write(
             &input,
             concat!(
-                r#"{"kind":"load","scenario":"h1","label":"lbd","command":"x","rps":1000,"cpu_us_per_req":8,"p50_us":100,"p99_us":200,"p999_us":300}"#, "\n",
+                r#"{"kind":"load","scenario":"h1","label":"lbd","command":"x","rps":1000,"cpu_us_per_req":8,"user_us_per_req":2.5,"p50_us":100,"p99_us":200,"p999_us":300}"#, "\n",
                 r#"{"kind":"load","scenario":"h1","label":"nginx","command":"x","rps":900,"cpu_us_per_req":10,"p50_us":110,"p99_us":210,"p999_us":310}"#, "\n",
                 r#"{"kind":"conns","scenario":"idle","label":"lbd","command":"y","opened":1000,"alive":1000,"bytes_per_conn":400}"#, "\n",
                 r#"{"kind":"conns","scenario":"idle","label":"haproxy","command":"y","opened":1000,"alive":1000,"bytes_per_conn":1000}"#, "\n",
@@ -198,7 +203,12 @@ mod tests {
         .expect("write");
         write(&input, &dir).expect("report");
         let md = std::fs::read_to_string(dir.join("results.md")).expect("md");
-        assert!(md.contains("| lbd | 1000 | 0 | 100 | 0 | 200 | 300 | 8.00 | 0.0080 | 0.0 | 0.80 |"), "{md}");
+        assert!(
+            md.contains("| lbd | 1000 | 0 | 100 | 0 | 200 | 300 | 8.00 | 2.50 + 5.50 | 0.0080 | 0.0 | 0.80 |"),
+            "{md}"
+        );
+        // A line without the user/kernel split (written by an older lb-bench) still reports.
+        assert!(md.contains("| nginx | 900 | 0 | 110 | 0 | 210 | 310 | 10.00 | — | 0.0100 | 0.0 | — |"), "{md}");
         assert!(md.contains("| lbd | 1000 | 1000 | 0.0 MiB | 0.0 MiB | 0.0 MiB | 0.0 MiB | 400 | 0.40 |"), "{md}");
         let svg = std::fs::read_to_string(dir.join("cpu_per_request.svg")).expect("svg");
         assert!(svg.starts_with("<svg") && svg.contains(">lbd<") && svg.contains(">nginx<"));
