@@ -191,6 +191,16 @@ fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
     assert!(body.contains("\"x-request-id\": \""), "{body}");
     let (body, _) = get(port, "/headers", &["X-Request-Id: trace-42"]);
     assert!(body.contains("\"x-request-id\": \"trace-42\""), "{body}");
+    // Headers that `Connection` names are the client's hop only, even these: the backend gets
+    // lbd's own values, not the client's appended to or kept.
+    let (body, _) = get(
+        port,
+        "/headers",
+        &["Connection: X-Forwarded-For, X-Request-Id", "X-Forwarded-For: 203.0.113.9", "X-Request-Id: trace-43"],
+    );
+    assert!(body.contains("\"x-forwarded-for\": \"127.0.0.1\""), "{body}");
+    assert!(!body.contains("203.0.113.9") && !body.contains("trace-43"), "{body}");
+    assert!(body.contains("\"x-request-id\": \""), "{body}");
 }
 
 #[test]

@@ -33,10 +33,11 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers and those named in `Connection`. With `upgrade`, keeps `Upgrade`
 /// and sets `Connection: upgrade` so the next hop sees the upgrade request or acceptance.
+/// Returns whether `Connection` named headers to remove (which may be any header).
 ///
 /// Runs twice per proxied request, so it first scans the names once (a match on the name's
 /// text: its length decides almost always) and removes only what is there.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) -> bool {
     let mut found = 0u8;
     let mut has_upgrade = false;
     for name in headers.keys() {
@@ -57,6 +58,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         };
         found |= 1 << i;
     }
+    let mut named_any = false;
     if found & 1 != 0 {
         // HOP_BY_HOP[0] is Connection: drop the headers it names too.
         let named: Vec<HeaderName> = headers
@@ -71,6 +73,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         for n in &named {
             headers.remove(n);
         }
+        named_any = !named.is_empty();
     }
     for (i, h) in HOP_BY_HOP.iter().enumerate() {
         if found & (1 << i) != 0 {
@@ -81,6 +84,70 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     } else if has_upgrade {
         headers.remove(header::UPGRADE);
+    }
+    named_any
+}
+
+/// What the proxy asks of a request's headers, read in one pass over them. A lookup by name
+/// hashes the name and probes the map, and a request went through eight of them on its way
+/// (callgrind: about 1.2k of 21.8k instructions per HTTP/1.1 request), where a request has a
+/// handful of headers. Each value is what `HeaderMap::get` gives: the first of its name.
+#[derive(Debug, Default)]
+pub struct RequestHeaders {
+    /// Bytes of the headers as received (names, values, separators).
+    pub bytes: usize,
+    /// `Host`.
+    pub host: Option<HeaderValue>,
+    /// The first `Content-Type` starts with `application/grpc`.
+    pub grpc: bool,
+    /// An `Upgrade` header is there ([`is_upgrade`] tells whether `Connection` asks for it).
+    pub upgrade: bool,
+    /// The first `TE` is `trailers`.
+    pub te_trailers: bool,
+    xff: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+}
+
+impl RequestHeaders {
+    /// Reads `headers` once.
+    pub fn scan(headers: &HeaderMap) -> Self {
+        let mut s = Self::default();
+        let (mut content_type, mut te) = (false, false);
+        for (name, value) in headers {
+            s.bytes += name.as_str().len() + value.len() + 4;
+            if name == header::HOST {
+                if s.host.is_none() {
+                    s.host = Some(value.clone());
+                }
+            } else if name == header::CONTENT_TYPE {
+                if !content_type {
+                    content_type = true;
+                    s.grpc = value.as_bytes().starts_with(b"application/grpc");
+                }
+            } else if name == header::UPGRADE {
+                s.upgrade = true;
+            } else if name == header::TE {
+                if !te {
+                    te = true;
+                    s.te_trailers = value.as_bytes().eq_ignore_ascii_case(b"trailers");
+                }
+            } else if name == X_FORWARDED_FOR {
+                if s.xff.is_none() {
+                    s.xff = Some(value.clone());
+                }
+            } else if name == X_REQUEST_ID && s.request_id.is_none() {
+                s.request_id = Some(value.clone());
+            }
+        }
+        s
+    }
+
+    /// Reads `Host`, `X-Forwarded-For` and `X-Request-Id` again, after a change to `headers`
+    /// that may have removed them ([`strip_hop_by_hop`] when `Connection` named headers).
+    pub fn rescan_forwarding(&mut self, headers: &HeaderMap) {
+        self.host = headers.get(header::HOST).cloned();
+        self.xff = headers.get(&X_FORWARDED_FOR).cloned();
+        self.request_id = headers.get(&X_REQUEST_ID).cloned();
     }
 }
 
@@ -113,20 +180,20 @@ impl Forwarding {
     /// The forwarding headers for a request with `headers` from client `xff` (see
     /// [`forwarded_for`]) over `proto`; also returns the request id the backend will see.
     pub fn new(
-        headers: &HeaderMap,
+        headers: &RequestHeaders,
         xff: &HeaderValue,
         proto: &'static str,
         client_cert: Option<&HeaderValue>,
         fresh_id: impl FnOnce() -> HeaderValue,
     ) -> (Self, HeaderValue) {
-        let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        let xff = match headers.xff.as_ref().and_then(|v| v.to_str().ok()) {
             Some(prev) if !prev.trim().is_empty() => {
                 HeaderValue::from_str(&format!("{prev}, {}", xff.to_str().unwrap_or("")))
                     .unwrap_or_else(|_| xff.clone())
             }
             _ => xff.clone(),
         };
-        let (id, request_id) = match headers.get(&X_REQUEST_ID) {
+        let (id, request_id) = match &headers.request_id {
             Some(v) if sane_id(v.as_bytes()) => (v.clone(), None),
             _ => {
                 let id = fresh_id();
@@ -136,7 +203,7 @@ impl Forwarding {
         let fwd = Self {
             xff,
             proto: HeaderValue::from_static(proto),
-            host: headers.get(header::HOST).cloned(),
+            host: headers.host.clone(),
             client_cert: client_cert.cloned(),
             request_id,
         };
@@ -225,9 +292,13 @@ mod tests {
     }
 
     fn forwarded(h: &mut HeaderMap, cert: Option<&HeaderValue>) -> HeaderValue {
-        let (fwd, id) = Forwarding::new(h, &forwarded_for("192.0.2.7".parse().expect("ip")), "http", cert, || {
-            HeaderValue::from_static("new")
-        });
+        let (fwd, id) = Forwarding::new(
+            &RequestHeaders::scan(h),
+            &forwarded_for("192.0.2.7".parse().expect("ip")),
+            "http",
+            cert,
+            || HeaderValue::from_static("new"),
+        );
         fwd.apply(h);
         id
     }
@@ -257,11 +328,35 @@ mod tests {
     }
 
     #[test]
+    fn request_scan_finds_what_lookups_by_name_would() {
+        let h = map(&[
+            ("host", "a.example"),
+            ("content-type", "application/grpc+proto"),
+            ("host", "b.example"),
+            ("te", "Trailers"),
+            ("upgrade", "websocket"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("x-request-id", "id-1"),
+            ("x-other", "v"),
+        ]);
+        let s = RequestHeaders::scan(&h);
+        assert_eq!(s.host.as_ref(), h.get("host"));
+        assert_eq!(s.xff.as_ref(), h.get("x-forwarded-for"));
+        assert_eq!(s.request_id.as_ref(), h.get("x-request-id"));
+        assert!(s.grpc && s.te_trailers && s.upgrade);
+        assert_eq!(s.bytes, h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>());
+        let s = RequestHeaders::scan(&map(&[("content-type", "text/plain"), ("te", "gzip")]));
+        assert!(!s.grpc && !s.te_trailers && !s.upgrade && s.host.is_none());
+    }
+
+    #[test]
     fn forwarding_replaces_exactly_what_it_writes() {
         let h = map(&[("host", "example.com"), ("x-request-id", "keep-me")]);
-        let (fwd, _) = Forwarding::new(&h, &HeaderValue::from_static("192.0.2.7"), "https", None, || {
-            HeaderValue::from_static("new")
-        });
+        let (fwd, _) =
+            Forwarding::new(&RequestHeaders::scan(&h), &HeaderValue::from_static("192.0.2.7"), "https", None, || {
+                HeaderValue::from_static("new")
+            });
         let mut written = Vec::new();
         fwd.each(|n, _| written.push(n.as_str().to_string()));
         assert_eq!(written, ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);

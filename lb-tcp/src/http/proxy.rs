@@ -12,7 +12,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response, StatusCode, Version};
+use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 use lb_core::access_log::AccessRecord;
 use lb_core::balancer::hash_key;
@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use super::body::{InFlight, ProxyBody, Release, RequestBody, UpBody};
 use super::client::{is_idempotent, H1Conn, UpIo};
 use super::error::ProxyError;
-use super::headers::{forwarded_for, is_upgrade, strip_hop_by_hop, Forwarding};
+use super::headers::{forwarded_for, is_upgrade, strip_hop_by_hop, Forwarding, RequestHeaders};
 use crate::activity::Activity;
 use crate::ctx::{ClusterRt, WorkerCtx};
 use crate::pool::Sender;
@@ -155,19 +155,20 @@ pub async fn handle(
     };
     // Only with an access log: the wall clock and the request line's strings.
     let logged = ctx.logs().then(|| {
-        let host = host_of(&req).unwrap_or("-").to_string();
+        let host = host_of(req.uri(), req.headers().get(header::HOST)).unwrap_or("-").to_string();
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
         (SystemTime::now(), req.method().to_string(), host, path)
     });
     let mut trace = Trace::default();
-    let grpc = is_grpc(&req);
-    let mut resp = if head_size(&req) > conn.max_header_bytes {
+    let headers = RequestHeaders::scan(req.headers());
+    let grpc = headers.grpc;
+    let mut resp = if request_line_size(&req) + headers.bytes > conn.max_header_bytes {
         // hyper's read buffer limit is soft (one read may overshoot it), so the limit is enforced here.
         let mut r = error_response(&ProxyError::HeadTooLarge);
         r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         r
     } else {
-        match proxy(&ctx, &conn, req, &mut trace).await {
+        match proxy(&ctx, &conn, req, headers, &mut trace).await {
             Ok(resp) => resp,
             Err(e) if grpc => grpc_error_response(&e),
             Err(e) => error_response(&e),
@@ -209,16 +210,16 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// Bytes of the request line and headers as received (names, values, separators).
-fn head_size<B>(req: &Request<B>) -> usize {
+/// Bytes of the request line as received ([`RequestHeaders::bytes`] counts the headers).
+fn request_line_size<B>(req: &Request<B>) -> usize {
     let uri = req.uri();
     let target = uri.path_and_query().map_or(1, |p| p.as_str().len()) + uri.authority().map_or(0, |a| a.as_str().len());
-    let line = req.method().as_str().len() + target + 12;
-    req.headers().iter().fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+    req.method().as_str().len() + target + 12
 }
 
-fn host_of<B>(req: &Request<B>) -> Option<&str> {
-    req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+/// The request's authority, or else its `Host` header.
+fn host_of<'a>(uri: &'a Uri, host: Option<&'a HeaderValue>) -> Option<&'a str> {
+    uri.authority().map(|a| a.as_str()).or_else(|| host.and_then(|h| h.to_str().ok()))
 }
 
 fn error_response(e: &ProxyError) -> Response<ProxyBody> {
@@ -228,10 +229,6 @@ fn error_response(e: &ProxyError) -> Response<ProxyBody> {
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
-}
-
-fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// A gRPC client gets lbd's own failures as a trailers-only response: HTTP 200 with
@@ -280,6 +277,7 @@ async fn proxy(
     ctx: &Rc<WorkerCtx>,
     conn: &ConnInfo,
     req: Request<RequestBody>,
+    mut headers: RequestHeaders,
     trace: &mut Trace,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let (target, cluster) = {
@@ -290,23 +288,27 @@ async fn proxy(
             Some(ListenerPlan::Http(r)) => r,
             _ => return Err(ProxyError::ListenerGone),
         };
-        let target = router.route(host_of(&req), req.uri().path()).ok_or(ProxyError::NoRoute)?;
+        let target =
+            router.route(host_of(req.uri(), headers.host.as_ref()), req.uri().path()).ok_or(ProxyError::NoRoute)?;
         (target, st.clusters[target.cluster].clone())
     };
     trace.slot = Some(target.slot);
     let hash = request_hash(&cluster.cfg, &req, conn.peer.ip());
 
     let (mut parts, body) = req.into_parts();
-    let upgrade = is_upgrade(&parts.headers);
-    let te_trailers = parts.headers.get(header::TE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    strip_hop_by_hop(&mut parts.headers, upgrade);
-    if !parts.headers.contains_key(header::HOST) {
+    let upgrade = headers.upgrade && is_upgrade(&parts.headers);
+    if strip_hop_by_hop(&mut parts.headers, upgrade) {
+        // `Connection` named headers, which may be any of those read.
+        headers.rescan_forwarding(&parts.headers);
+    }
+    if headers.host.is_none() {
         if let Some(v) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
-            parts.headers.insert(header::HOST, v);
+            parts.headers.insert(header::HOST, v.clone());
+            headers.host = Some(v);
         }
     }
     let (fwd, id) =
-        Forwarding::new(&parts.headers, &conn.xff, conn.proto, conn.client_cert.as_ref(), || ctx.next_request_id());
+        Forwarding::new(&headers, &conn.xff, conn.proto, conn.client_cert.as_ref(), || ctx.next_request_id());
     trace.request_id = Some(id);
     if parts.uri.authority().is_some() {
         // Absolute-form from the client; backends get origin-form.
@@ -315,14 +317,14 @@ async fn proxy(
     }
     if cluster.cfg.protocol == UpstreamProtocol::Http2 {
         // HTTP/2 wants the authority and scheme in the request; gRPC needs `te: trailers`.
-        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let host = headers.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("localhost");
         let scheme = if cluster.cfg.tls.is_some() { "https" } else { "http" };
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         if let Ok(uri) = format!("{scheme}://{host}{pq}").parse() {
             parts.uri = uri;
         }
         parts.headers.remove(header::HOST);
-        if te_trailers {
+        if headers.te_trailers {
             parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
         parts.version = Version::HTTP_2;
