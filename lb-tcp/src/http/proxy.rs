@@ -153,14 +153,14 @@ pub async fn handle(
         Version::HTTP_10 => "HTTP/1.0",
         _ => "HTTP/1.1",
     };
+    let headers = RequestHeaders::scan(req.headers());
     // Only with an access log: the wall clock and the request line's strings.
     let logged = ctx.logs().then(|| {
-        let host = host_of(req.uri(), req.headers().get(header::HOST)).unwrap_or("-").to_string();
+        let host = host_of(req.uri(), headers.host.as_ref()).unwrap_or("-").to_string();
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
         (SystemTime::now(), req.method().to_string(), host, path)
     });
     let mut trace = Trace::default();
-    let headers = RequestHeaders::scan(req.headers());
     let grpc = headers.grpc;
     let mut resp = if request_line_size(&req) + headers.bytes > conn.max_header_bytes {
         // hyper's read buffer limit is soft (one read may overshoot it), so the limit is enforced here.
