@@ -3,6 +3,7 @@
 //! `lb_core::pool`'s decision). HTTP/2: one shared, multiplexed connection per endpoint, cloned
 //! for each request.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http2;
@@ -27,23 +28,28 @@ pub enum Sender {
 impl Sender {
     /// Sends a request with the forwarding headers `fwd` and waits for the response head. An error that gives the request back
     /// means it may be sent again on another connection.
-    pub async fn send(
+    ///
+    /// Not an `async fn`, so that `req` is kept once in the future's state (rust-lang/rust#62958).
+    #[allow(clippy::manual_async_fn)]
+    pub fn send(
         self,
         mut req: Request<RequestBody>,
         fwd: &Forwarding,
-    ) -> Result<hyper::Response<UpBody>, SendError> {
-        match self {
-            Self::H1(conn) => conn.send(req, fwd).await.map(|r| r.map(UpBody::H1)),
-            Self::H2(mut s) => {
-                fwd.apply(req.headers_mut());
-                if let Err(e) = s.ready().await {
-                    return Err((ProxyError::Upstream(e.into()), Some(req)));
-                }
-                match s.try_send_request(req).await {
-                    Ok(r) => Ok(r.map(UpBody::H2)),
-                    Err(mut e) => {
-                        let back = e.take_message();
-                        Err((ProxyError::Upstream(e.into_error().into()), back))
+    ) -> impl Future<Output = Result<hyper::Response<UpBody>, SendError>> + '_ {
+        async move {
+            match self {
+                Self::H1(conn) => conn.send(req, fwd).await.map(|r| r.map(UpBody::H1)),
+                Self::H2(mut s) => {
+                    fwd.apply(req.headers_mut());
+                    if let Err(e) = s.ready().await {
+                        return Err((ProxyError::Upstream(e.into()), Some(req)));
+                    }
+                    match s.try_send_request(req).await {
+                        Ok(r) => Ok(r.map(UpBody::H2)),
+                        Err(mut e) => {
+                            let back = e.take_message();
+                            Err((ProxyError::Upstream(e.into_error().into()), back))
+                        }
                     }
                 }
             }

@@ -15,6 +15,7 @@
 //! in its buffer, so a malformed or over-long response can never be read as the next one.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -184,50 +185,55 @@ impl H1Conn {
 
     /// Sends `req` and reads the response head. The body is read by the returned [`H1Body`],
     /// which owns the connection until the body ends.
-    pub async fn send(
+    ///
+    /// Not an `async fn`, so that `req` is kept once in the future's state (rust-lang/rust#62958).
+    #[allow(clippy::manual_async_fn)]
+    pub fn send(
         mut self: Box<Self>,
         mut req: Request<RequestBody>,
         fwd: &Forwarding,
-    ) -> Result<Response<H1Body>, SendError> {
-        let reused = std::mem::replace(&mut self.used, true);
-        let head_only = req.method() == Method::HEAD;
-        let framing = self.encode_head(&req, fwd);
-        let mut body_started = false;
-        // Given back (to be sent on another connection) only while intact and not acted on:
-        // its head did not fully go out, or a reused connection closed before any reply to an
-        // idempotent request (a backend's keep-alive timeout racing the request).
-        match self.write_request(&mut req, framing, &mut body_started).await {
-            Ok(()) => {}
-            Err(WriteError::Body(e)) => {
-                self.broken = true;
-                return Err((ProxyError::Upstream(e), None));
-            }
-            Err(WriteError::Answered) => {
-                // The rest of the request was never sent: the connection ends with this answer.
-                self.broken = true;
-                return match self.read_head(head_only).await {
-                    Ok(mut resp) => {
-                        resp.body_mut().keep_alive = false;
-                        Ok(resp)
-                    }
-                    Err(HeadError { error, .. }) => Err((ProxyError::Upstream(error.into()), None)),
-                };
-            }
-            Err(WriteError::Io(e)) => {
-                self.broken = true;
-                // A backend may answer early (a 413 before the whole upload) and close: its
-                // answer is what the client should get, if it is already here.
-                if let Ok(Ok(resp)) = tokio::time::timeout(Duration::ZERO, self.read_head(head_only)).await {
-                    return Ok(resp);
+    ) -> impl Future<Output = Result<Response<H1Body>, SendError>> + '_ {
+        async move {
+            let reused = std::mem::replace(&mut self.used, true);
+            let head_only = req.method() == Method::HEAD;
+            let framing = self.encode_head(&req, fwd);
+            let mut body_started = false;
+            // Given back (to be sent on another connection) only while intact and not acted on:
+            // its head did not fully go out, or a reused connection closed before any reply to an
+            // idempotent request (a backend's keep-alive timeout racing the request).
+            match self.write_request(&mut req, framing, &mut body_started).await {
+                Ok(()) => {}
+                Err(WriteError::Body(e)) => {
+                    self.broken = true;
+                    return Err((ProxyError::Upstream(e), None));
                 }
-                return Err((ProxyError::Upstream(e.into()), (!body_started).then_some(req)));
+                Err(WriteError::Answered) => {
+                    // The rest of the request was never sent: the connection ends with this answer.
+                    self.broken = true;
+                    return match self.read_head(head_only).await {
+                        Ok(mut resp) => {
+                            resp.body_mut().keep_alive = false;
+                            Ok(resp)
+                        }
+                        Err(HeadError { error, .. }) => Err((ProxyError::Upstream(error.into()), None)),
+                    };
+                }
+                Err(WriteError::Io(e)) => {
+                    self.broken = true;
+                    // A backend may answer early (a 413 before the whole upload) and close: its
+                    // answer is what the client should get, if it is already here.
+                    if let Ok(Ok(resp)) = tokio::time::timeout(Duration::ZERO, self.read_head(head_only)).await {
+                        return Ok(resp);
+                    }
+                    return Err((ProxyError::Upstream(e.into()), (!body_started).then_some(req)));
+                }
             }
-        }
-        match self.read_head(head_only).await {
-            Ok(resp) => Ok(resp),
-            Err(HeadError { error, nothing_read }) => {
-                let again = nothing_read && reused && !body_started && is_idempotent(req.method());
-                Err((ProxyError::Upstream(error.into()), again.then_some(req)))
+            match self.read_head(head_only).await {
+                Ok(resp) => Ok(resp),
+                Err(HeadError { error, nothing_read }) => {
+                    let again = nothing_read && reused && !body_started && is_idempotent(req.method());
+                    Err((ProxyError::Upstream(error.into()), again.then_some(req)))
+                }
             }
         }
     }

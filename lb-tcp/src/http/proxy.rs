@@ -20,6 +20,7 @@ use lb_core::config::{ClusterConfig, HashOn, Policy, UpstreamProtocol};
 use lb_core::health::Outcome;
 use lb_core::snapshot::{ListenerPlan, Snapshot};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 use super::body::{InFlight, ProxyBody, Release, RequestBody, UpBody};
 use super::client::{is_idempotent, H1Conn, UpIo};
@@ -140,74 +141,88 @@ struct Trace {
 }
 
 /// hyper's service entry point.
-pub async fn handle(
+///
+/// Not an `async fn`: one keeps a second copy of each argument in its state
+/// (rust-lang/rust#62958), and this future is moved by value for every HTTP/1.1 request and
+/// boxed for every HTTP/2 and HTTP/3 stream. The functions below it are built the same way.
+#[allow(clippy::manual_async_fn)]
+pub fn handle(
     ctx: Rc<WorkerCtx>,
     conn: Rc<ConnInfo>,
     req: Request<RequestBody>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    let in_flight = InFlight::new(conn.activity.clone());
-    let started = Instant::now();
-    let protocol = match req.version() {
-        Version::HTTP_3 => "HTTP/3",
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_10 => "HTTP/1.0",
-        _ => "HTTP/1.1",
-    };
+) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> {
+    async move {
+        let in_flight = InFlight::new(conn.activity.clone());
+        let started = Instant::now();
+        let protocol = match req.version() {
+            Version::HTTP_3 => "HTTP/3",
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        };
+        let (headers, logged) = scan(&ctx, &req);
+        let mut trace = Trace::default();
+        let grpc = headers.grpc;
+        let mut resp = if request_line_size(&req) + headers.bytes > conn.max_header_bytes {
+            // hyper's read buffer limit is soft (one read may overshoot it), so the limit is enforced here.
+            let mut r = error_response(&ProxyError::HeadTooLarge);
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        } else {
+            match proxy(&ctx, &conn, req, headers, &mut trace).await {
+                Ok(resp) => resp,
+                Err(e) if grpc => grpc_error_response(&e),
+                Err(e) => error_response(&e),
+            }
+        };
+        if let Some(v) = &conn.alt_svc {
+            resp.headers_mut().entry(header::ALT_SVC).or_insert_with(|| v.clone());
+        }
+        let status = resp.status().as_u16();
+        let elapsed = started.elapsed();
+        let names = {
+            let mut st = ctx.state.borrow_mut();
+            if let Some(slot) = trace.slot {
+                st.metrics.record_request(trace.generation, slot, status, elapsed);
+            }
+            logged.as_ref().and_then(|_| trace.slot.and_then(|s| st.metrics.slot_names(trace.generation, s)))
+        };
+        if let Some((time, method, host, path)) = logged {
+            ctx.log(|| AccessRecord {
+                time,
+                worker: ctx.id,
+                listener: conn.listener.to_string(),
+                client: conn.peer,
+                method,
+                host,
+                path,
+                protocol,
+                status,
+                route: names.as_ref().map_or_else(|| "-".into(), |n| n.route.clone()),
+                cluster: names.as_ref().map_or_else(|| "-".into(), |n| n.cluster.clone()),
+                upstream: trace.upstream,
+                duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                request_id: trace.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+                attempts: trace.attempts,
+                client_cert: conn.client_cert.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string),
+            });
+        }
+        resp.body_mut().set_in_flight(in_flight);
+        Ok(resp)
+    }
+}
+
+/// What the proxy reads of the request's headers, and, only with an access log, the wall clock
+/// and the request line's strings. Apart from [`handle`] so that `headers` is never borrowed
+/// there, which would keep a copy of it in the request's state until the response.
+fn scan<B>(ctx: &WorkerCtx, req: &Request<B>) -> (RequestHeaders, Option<(SystemTime, String, String, String)>) {
     let headers = RequestHeaders::scan(req.headers());
-    // Only with an access log: the wall clock and the request line's strings.
     let logged = ctx.logs().then(|| {
         let host = host_of(req.uri(), headers.host.as_ref()).unwrap_or("-").to_string();
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
         (SystemTime::now(), req.method().to_string(), host, path)
     });
-    let mut trace = Trace::default();
-    let grpc = headers.grpc;
-    let mut resp = if request_line_size(&req) + headers.bytes > conn.max_header_bytes {
-        // hyper's read buffer limit is soft (one read may overshoot it), so the limit is enforced here.
-        let mut r = error_response(&ProxyError::HeadTooLarge);
-        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        r
-    } else {
-        match proxy(&ctx, &conn, req, headers, &mut trace).await {
-            Ok(resp) => resp,
-            Err(e) if grpc => grpc_error_response(&e),
-            Err(e) => error_response(&e),
-        }
-    };
-    if let Some(v) = &conn.alt_svc {
-        resp.headers_mut().entry(header::ALT_SVC).or_insert_with(|| v.clone());
-    }
-    let status = resp.status().as_u16();
-    let elapsed = started.elapsed();
-    let names = {
-        let mut st = ctx.state.borrow_mut();
-        if let Some(slot) = trace.slot {
-            st.metrics.record_request(trace.generation, slot, status, elapsed);
-        }
-        logged.as_ref().and_then(|_| trace.slot.and_then(|s| st.metrics.slot_names(trace.generation, s)))
-    };
-    if let Some((time, method, host, path)) = logged {
-        ctx.log(|| AccessRecord {
-            time,
-            worker: ctx.id,
-            listener: conn.listener.to_string(),
-            client: conn.peer,
-            method,
-            host,
-            path,
-            protocol,
-            status,
-            route: names.as_ref().map_or_else(|| "-".into(), |n| n.route.clone()),
-            cluster: names.as_ref().map_or_else(|| "-".into(), |n| n.cluster.clone()),
-            upstream: trace.upstream,
-            duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            request_id: trace.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
-            attempts: trace.attempts,
-            client_cert: conn.client_cert.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string),
-        });
-    }
-    resp.body_mut().set_in_flight(in_flight);
-    Ok(resp)
+    (headers, logged)
 }
 
 /// Bytes of the request line as received ([`RequestHeaders::bytes`] counts the headers).
@@ -273,13 +288,15 @@ fn request_hash<B>(cfg: &ClusterConfig, req: &Request<B>, ip: IpAddr) -> Option<
     }
 }
 
-async fn proxy(
+/// Routes `req` and makes it ready for its backend: hop-by-hop headers removed, the forwarding
+/// headers worked out, the target in origin form. No IO: [`forward`] does that.
+fn prepare(
     ctx: &Rc<WorkerCtx>,
     conn: &ConnInfo,
     req: Request<RequestBody>,
     mut headers: RequestHeaders,
     trace: &mut Trace,
-) -> Result<Response<ProxyBody>, ProxyError> {
+) -> Result<Prepared, ProxyError> {
     let (target, cluster) = {
         let st = ctx.state.borrow();
         let snap = &st.snapshot;
@@ -332,99 +349,146 @@ async fn proxy(
         parts.version = Version::HTTP_11;
     }
     let mut req = Request::from_parts(parts, body);
-    let mut downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    Ok(Prepared { req, cluster, hash, fwd, upgrade, downstream_upgrade })
+}
 
-    let mut tried: Vec<usize> = Vec::new();
-    let mut last = ProxyError::NoEndpoint;
-    for attempt in 0..=cluster.cfg.retries {
-        let Some(ep) = ctx.pick(&cluster, hash, &tried, attempt) else { break };
-        trace.attempts += 1;
-        trace.upstream = Some(cluster.address(ep));
-        cluster.state.borrow_mut().start_request(ep);
-        let proxy_header = cluster
-            .cfg
-            .send_proxy_protocol
-            .zip(conn.local)
-            .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
-        match send(ctx, conn, &cluster, ep, req, proxy_header.as_deref(), &fwd).await {
-            Ok(mut resp) => {
-                let status = resp.status();
-                let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
-                let switching = upgrade && status == StatusCode::SWITCHING_PROTOCOLS;
-                if switching {
-                    if let (Some(down), UpBody::H1(body)) = (downstream_upgrade.take(), resp.body_mut()) {
-                        if let Some(up) = body.take_upgraded() {
-                            tokio::task::spawn_local(tunnel(down, up));
+/// The request [`prepare`]d and [`forward`]ed. A plain function choosing the future, so that no
+/// `Result<Prepared, _>` stays in the caller's state while the request is out.
+fn proxy<'a>(
+    ctx: &'a Rc<WorkerCtx>,
+    conn: &'a ConnInfo,
+    req: Request<RequestBody>,
+    headers: RequestHeaders,
+    trace: &'a mut Trace,
+) -> impl Future<Output = Result<Response<ProxyBody>, ProxyError>> + 'a {
+    match prepare(ctx, conn, req, headers, trace) {
+        Ok(p) => Either::Left(forward(ctx, conn, p, trace)),
+        Err(e) => Either::Right(std::future::ready(Err(e))),
+    }
+}
+
+/// A request [`prepare`]d for its backend.
+struct Prepared {
+    req: Request<RequestBody>,
+    cluster: Rc<ClusterRt>,
+    hash: Option<u64>,
+    fwd: Forwarding,
+    upgrade: bool,
+    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// Sends a prepared request to an endpoint of its cluster, and to others while the attempt
+/// failed before the request was acted on; the response comes back with its hop-by-hop
+/// headers removed.
+///
+/// Not an `async fn`, so that `p` is kept once in the future's state (see [`handle`]).
+#[allow(clippy::manual_async_fn)]
+fn forward<'a>(
+    ctx: &'a Rc<WorkerCtx>,
+    conn: &'a ConnInfo,
+    mut p: Prepared,
+    trace: &'a mut Trace,
+) -> impl Future<Output = Result<Response<ProxyBody>, ProxyError>> + 'a {
+    async move {
+        let cluster = &p.cluster;
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last = ProxyError::NoEndpoint;
+        for attempt in 0..=cluster.cfg.retries {
+            let Some(ep) = ctx.pick(cluster, p.hash, &tried, attempt) else { break };
+            trace.attempts += 1;
+            trace.upstream = Some(cluster.address(ep));
+            cluster.state.borrow_mut().start_request(ep);
+            let proxy_header = cluster
+                .cfg
+                .send_proxy_protocol
+                .zip(conn.local)
+                .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
+            match send(ctx, conn, cluster, ep, p.req, proxy_header.as_deref(), &p.fwd).await {
+                Ok(mut resp) => {
+                    let status = resp.status();
+                    let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
+                    let switching = p.upgrade && status == StatusCode::SWITCHING_PROTOCOLS;
+                    if switching {
+                        if let (Some(down), UpBody::H1(body)) = (p.downstream_upgrade.take(), resp.body_mut()) {
+                            if let Some(up) = body.take_upgraded() {
+                                tokio::task::spawn_local(tunnel(down, up));
+                            }
                         }
                     }
+                    let (mut parts, body) = resp.into_parts();
+                    strip_hop_by_hop(&mut parts.headers, switching);
+                    // The client's connection decides the wire version, whatever the backend spoke.
+                    parts.version = Version::HTTP_11;
+                    let release = Release { cluster: cluster.clone(), endpoint: ep, outcome };
+                    return Ok(Response::from_parts(parts, ProxyBody::upstream(body, release)));
                 }
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers, switching);
-                // The client's connection decides the wire version, whatever the backend spoke.
-                parts.version = Version::HTTP_11;
-                let release = Release { cluster: cluster.clone(), endpoint: ep, outcome };
-                return Ok(Response::from_parts(parts, ProxyBody::upstream(body, release)));
-            }
-            Err((e, back)) => {
-                let now = Instant::now();
-                cluster.state.borrow_mut().end_request(ep, Outcome::ConnectFailure, now);
-                if matches!(e, ProxyError::Connect(_) | ProxyError::ConnectTimeout) {
-                    ctx.state.borrow_mut().metrics.counters.connect_failures += 1;
-                }
-                tracing::debug!(worker = ctx.id, endpoint = %cluster.address(ep), error = %e, "upstream attempt failed");
-                match back {
-                    Some(r) => {
-                        req = r;
-                        tried.push(ep);
-                        last = e;
+                Err((e, back)) => {
+                    let now = Instant::now();
+                    cluster.state.borrow_mut().end_request(ep, Outcome::ConnectFailure, now);
+                    if matches!(e, ProxyError::Connect(_) | ProxyError::ConnectTimeout) {
+                        ctx.state.borrow_mut().metrics.counters.connect_failures += 1;
                     }
-                    None => return Err(e),
+                    tracing::debug!(worker = ctx.id, endpoint = %cluster.address(ep), error = %e, "upstream attempt failed");
+                    match back {
+                        Some(r) => {
+                            p.req = r;
+                            tried.push(ep);
+                            last = e;
+                        }
+                        None => return Err(e),
+                    }
                 }
             }
         }
+        Err(last)
     }
-    Err(last)
 }
 
 type SendResult = Result<Response<UpBody>, (ProxyError, Option<Request<RequestBody>>)>;
 
 /// Sends on a pooled connection if there is one, else on a new one. A pooled connection that
 /// turns out closed before the request could be acted on is not a failure: a fresh one is tried.
-async fn send(
-    ctx: &Rc<WorkerCtx>,
-    conn: &ConnInfo,
-    cluster: &ClusterRt,
+///
+/// Not an `async fn`, so that `req` is kept once in the future's state (see [`handle`]).
+#[allow(clippy::manual_async_fn)]
+fn send<'a>(
+    ctx: &'a Rc<WorkerCtx>,
+    conn: &'a ConnInfo,
+    cluster: &'a ClusterRt,
     ep: usize,
     mut req: Request<RequestBody>,
-    proxy_header: Option<&[u8]>,
-    fwd: &Forwarding,
-) -> SendResult {
-    let timeout = cluster.cfg.request_timeout;
-    // A request that could not be sent again (not idempotent, or its body will be consumed)
-    // gets a connection checked for a close by the backend.
-    let careful = !is_idempotent(req.method()) || !http_body::Body::is_end_stream(req.body());
-    let pooled = cluster.pool.borrow_mut().take(ep, Instant::now(), careful);
-    if let Some(sender) = pooled {
-        ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
-        match timed(conn, timeout, sender.send(req, fwd)).await {
-            Some(Ok(resp)) => return Ok(resp),
-            Some(Err((e, Some(back)))) => {
-                tracing::debug!(worker = ctx.id, error = %e, "pooled upstream connection was closed; opening a new one");
-                req = back;
+    proxy_header: Option<&'a [u8]>,
+    fwd: &'a Forwarding,
+) -> impl Future<Output = SendResult> + 'a {
+    async move {
+        let timeout = cluster.cfg.request_timeout;
+        // A request that could not be sent again (not idempotent, or its body will be consumed)
+        // gets a connection checked for a close by the backend.
+        let careful = !is_idempotent(req.method()) || !http_body::Body::is_end_stream(req.body());
+        let pooled = cluster.pool.borrow_mut().take(ep, Instant::now(), careful);
+        if let Some(sender) = pooled {
+            ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
+            match timed(conn, timeout, sender.send(req, fwd)).await {
+                Some(Ok(resp)) => return Ok(resp),
+                Some(Err((e, Some(back)))) => {
+                    tracing::debug!(worker = ctx.id, error = %e, "pooled upstream connection was closed; opening a new one");
+                    req = back;
+                }
+                Some(Err((e, None))) => return Err((e, None)),
+                None => return Err((ProxyError::UpstreamTimeout, None)),
             }
-            Some(Err((e, None))) => return Err((e, None)),
-            None => return Err((ProxyError::UpstreamTimeout, None)),
         }
-    }
-    // Boxed: a new connection's state (TCP and TLS connect, hyper handshake) is several KB, and
-    // hyper moves the request future around; pooled requests should not carry it.
-    let sender = match Box::pin(connect(ctx, cluster, ep, proxy_header)).await {
-        Ok(s) => s,
-        Err(e) => return Err((e, Some(req))),
-    };
-    match timed(conn, timeout, sender.send(req, fwd)).await {
-        Some(r) => r,
-        None => Err((ProxyError::UpstreamTimeout, None)),
+        // Boxed: a new connection's state (TCP and TLS connect, hyper handshake) is several KB, and
+        // hyper moves the request future around; pooled requests should not carry it.
+        let sender = match Box::pin(connect(ctx, cluster, ep, proxy_header)).await {
+            Ok(s) => s,
+            Err(e) => return Err((e, Some(req))),
+        };
+        match timed(conn, timeout, sender.send(req, fwd)).await {
+            Some(r) => r,
+            None => Err((ProxyError::UpstreamTimeout, None)),
+        }
     }
 }
 
@@ -557,5 +621,38 @@ async fn tunnel(down: hyper::upgrade::OnUpgrade, up: Box<H1Conn>) {
     }
     if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
         tracing::debug!(error = %e, "upgraded connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lb_core::snapshot::Snapshot;
+
+    use http_body_util::BodyExt as _;
+    use lb_core::runtime::IoBackend;
+
+    use super::*;
+    use crate::l4::L4Copy;
+
+    /// hyper moves a request's future by value (HTTP/1.1) or boxes it per stream (HTTP/2 and
+    /// HTTP/3, where hundreds are in flight per connection): its size is memory per request in
+    /// flight and bytes copied per request. Nested `async fn`s kept every argument twice
+    /// (rust-lang/rust#62958); this was 4,992 bytes with them.
+    #[test]
+    fn a_request_future_fits_in_3_kib() {
+        let text = "[[listeners]]\nname = \"web\"\nbind = \"127.0.0.1:1\"\n[[listeners.routes]]\ncluster = \"c\"\n\
+                    [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:2\"]\n";
+        let cfg = lb_core::config::parse(text, "t.toml").expect("config");
+        let snapshot = Arc::new(Snapshot::new(cfg, text.into(), 1));
+        let ctx = WorkerCtx::new(0, IoBackend::Epoll, L4Copy::Readiness, snapshot, None);
+        let peer = "127.0.0.1:9".parse().expect("addr");
+        let conn = Rc::new(ConnInfo::new("web".into(), 8192, peer, "http", Rc::new(Activity::default())));
+        let body: super::super::body::LocalBody =
+            Box::pin(http_body_util::Empty::<bytes::Bytes>::new().map_err(|e| match e {}));
+        let fut = handle(ctx, conn, Request::new(RequestBody::Local(body)));
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 3 * 1024, "a request's future is {size} bytes");
     }
 }
