@@ -528,7 +528,9 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Parsed, &'static st
     // stays uniquely owned and reusable.
     let head = Bytes::copy_from_slice(&buf[..len]);
     let base = buf.as_ptr() as usize;
-    let mut map = HeaderMap::with_capacity(res.headers.len());
+    // Room for two more: lbd's `Alt-Svc` and hyper's HTTP/2 `Date` check, since `entry` makes
+    // room for one before it looks (a full map was grown and copied twice per response).
+    let mut map = HeaderMap::with_capacity(res.headers.len() + 2);
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut te = false;

@@ -20,7 +20,6 @@ use lb_core::config::{ClusterConfig, HashOn, Policy, UpstreamProtocol};
 use lb_core::health::Outcome;
 use lb_core::snapshot::{ListenerPlan, Snapshot};
 use tokio::net::TcpStream;
-use tokio_util::either::Either;
 
 use super::body::{InFlight, ProxyBody, Release, RequestBody, UpBody};
 use super::client::{is_idempotent, H1Conn, UpIo};
@@ -169,7 +168,18 @@ pub fn handle(
             r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             r
         } else {
-            match proxy(&ctx, &conn, req, headers, &mut trace).await {
+            let sent = 'sent: {
+                // Bound by a `let` that ends here, so that neither the `Result` nor `p` (moved
+                // into `forward`) takes room in this future's state while the request is out;
+                // and `forward`'s future is made where it is awaited: each return or wrapper a
+                // future passes through copies all of it (2 KB) once more.
+                let p = match prepare(&ctx, &conn, req, headers, &mut trace) {
+                    Ok(p) => p,
+                    Err(e) => break 'sent Err(e),
+                };
+                forward(&ctx, &conn, p, &mut trace).await
+            };
+            match sent {
                 Ok(resp) => resp,
                 Err(e) if grpc => grpc_error_response(&e),
                 Err(e) => error_response(&e),
@@ -351,21 +361,6 @@ fn prepare(
     let mut req = Request::from_parts(parts, body);
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     Ok(Prepared { req, cluster, hash, fwd, upgrade, downstream_upgrade })
-}
-
-/// The request [`prepare`]d and [`forward`]ed. A plain function choosing the future, so that no
-/// `Result<Prepared, _>` stays in the caller's state while the request is out.
-fn proxy<'a>(
-    ctx: &'a Rc<WorkerCtx>,
-    conn: &'a ConnInfo,
-    req: Request<RequestBody>,
-    headers: RequestHeaders,
-    trace: &'a mut Trace,
-) -> impl Future<Output = Result<Response<ProxyBody>, ProxyError>> + 'a {
-    match prepare(ctx, conn, req, headers, trace) {
-        Ok(p) => Either::Left(forward(ctx, conn, p, trace)),
-        Err(e) => Either::Right(std::future::ready(Err(e))),
-    }
 }
 
 /// A request [`prepare`]d for its backend.
