@@ -49,59 +49,12 @@ $LBD run --config "$DIR/lbd-epoll.toml" 2>"$DIR/lbd-epoll.err" & LBDE_PID=$!; PI
 $LBD run --config "$DIR/lbd-uring.toml" 2>"$DIR/lbd-uring.err" & LBDU_PID=$!; PIDS+=($LBDU_PID)
 
 # --- nginx
-cat > "$DIR/nginx.conf" <<NGX
-worker_processes 2;
-worker_rlimit_nofile 40000;
-daemon off;
-pid $DIR/nginx.pid;
-error_log $DIR/nginx.err warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 3600s;
-  client_header_timeout 3600s;
-  upstream o { server 127.0.0.1:$ORIGIN; keepalive 256; }
-  server { listen 127.0.0.1:19111;
-    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
-  server { listen 127.0.0.1:19142 ssl http2;
-    ssl_certificate $DIR/cert.pem; ssl_certificate_key $DIR/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
-    http2_max_concurrent_streams 256;
-    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
-}
-NGX
+nginx_proxy_conf 19111 19142 > "$DIR/nginx.conf"
 start_nginx() { nginx -c "$DIR/nginx.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID); }
 start_nginx
 
 # --- HAProxy
-cat > "$DIR/haproxy.cfg" <<HAP
-global
-  nbthread 2
-  maxconn 9900
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-  timeout http-request 1h
-  timeout http-keep-alive 1h
-frontend fe
-  bind 127.0.0.1:19121
-  default_backend be
-backend be
-  http-reuse always
-  server o 127.0.0.1:$ORIGIN
-frontend fe_tls
-  bind 127.0.0.1:19143 ssl crt $DIR/haproxy.pem alpn h2,http/1.1
-  default_backend be
-frontend fe_tcp
-  mode tcp
-  bind 127.0.0.1:19122
-  default_backend be_tcp
-backend be_tcp
-  mode tcp
-  server o 127.0.0.1:$ORIGIN
-HAP
+haproxy_proxy_conf 19121 19143 19122 > "$DIR/haproxy.cfg"
 start_haproxy() { haproxy -db -f "$DIR/haproxy.cfg" 2>>"$DIR/haproxy.err" & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID); }
 start_haproxy
 

@@ -1,5 +1,5 @@
 # Shared by the scripts in bench/ (sourced, after `cd` to the repository): a scratch folder, a
-# port wait and the test certificate for all; the lbd config compare.sh and ab.sh benchmark.
+# port wait and the test certificate for all; the lbd, nginx and HAProxy configs the benchmarks use.
 
 # A scratch folder $DIR for this run, removed at exit after every process in $PIDS is stopped by
 # its PID. $1 names the folder: /tmp/lbd-$1.XXXXXX.
@@ -53,4 +53,61 @@ name = "origin"
 endpoints = ["127.0.0.1:$ORIGIN"]
 pool_size = 256
 TOML
+}
+
+# The peers, configured as lbd_conf's lbd is: two workers, keep-alive to $ORIGIN, the certificate
+# in $DIR (HAProxy's as $DIR/haproxy.pem, key appended).
+nginx_proxy_conf() { # $1 http port, $2 https (HTTP/2) port
+  cat <<NGX
+worker_processes 2;
+worker_rlimit_nofile 40000;
+daemon off;
+pid $DIR/nginx.pid;
+error_log $DIR/nginx.err warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 3600s;
+  client_header_timeout 3600s;
+  upstream o { server 127.0.0.1:$ORIGIN; keepalive 256; }
+  server { listen 127.0.0.1:$1;
+    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
+  server { listen 127.0.0.1:$2 ssl http2;
+    ssl_certificate $DIR/cert.pem; ssl_certificate_key $DIR/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
+    http2_max_concurrent_streams 256;
+    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
+}
+NGX
+}
+
+haproxy_proxy_conf() { # $1 http port, $2 https (HTTP/2) port, $3 tcp port
+  cat <<HAP
+global
+  nbthread 2
+  maxconn 9900
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+  timeout http-request 1h
+  timeout http-keep-alive 1h
+frontend fe
+  bind 127.0.0.1:$1
+  default_backend be
+backend be
+  http-reuse always
+  server o 127.0.0.1:$ORIGIN
+frontend fe_tls
+  bind 127.0.0.1:$2 ssl crt $DIR/haproxy.pem alpn h2,http/1.1
+  default_backend be
+frontend fe_tcp
+  mode tcp
+  bind 127.0.0.1:$3
+  default_backend be_tcp
+backend be_tcp
+  mode tcp
+  server o 127.0.0.1:$ORIGIN
+HAP
 }
