@@ -147,12 +147,19 @@ impl WorkerCtx {
         }
     }
 
-    /// Picks an endpoint of `cluster` for attempt number `attempt` (0 = first), avoiding `tried`;
-    /// counts retries.
-    pub fn pick(&self, cluster: &ClusterRt, hash: Option<u64>, tried: &[usize], attempt: u32) -> Option<usize> {
+    /// Picks an endpoint of `cluster` at `now` for attempt number `attempt` (0 = first), avoiding
+    /// `tried`; counts retries.
+    pub fn pick(
+        &self,
+        cluster: &ClusterRt,
+        hash: Option<u64>,
+        tried: &[usize],
+        attempt: u32,
+        now: Instant,
+    ) -> Option<usize> {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
-        let pick = cluster.state.borrow_mut().pick(Instant::now(), hash, tried, &mut st.rng)?;
+        let pick = cluster.state.borrow_mut().pick(now, hash, tried, &mut st.rng)?;
         if attempt > 0 {
             st.metrics.counters.retries += 1;
         }

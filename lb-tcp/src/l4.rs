@@ -93,7 +93,7 @@ pub async fn serve_tcp(ctx: Rc<WorkerCtx>, client: TcpStream, peer: SocketAddr, 
     let mut served = None;
     let mut client = Some(client);
     for attempt in 0..=cluster.cfg.retries {
-        let Some(ep) = ctx.pick(&cluster, None, &tried, attempt) else { break };
+        let Some(ep) = ctx.pick(&cluster, None, &tried, attempt, Instant::now()) else { break };
         let addr = cluster.address(ep);
         attempts += 1;
         let Some(c) = client.take() else { break };

@@ -177,7 +177,7 @@ pub fn handle(
                     Ok(p) => p,
                     Err(e) => break 'sent Err(e),
                 };
-                forward(&ctx, &conn, p, &mut trace).await
+                forward(&ctx, &conn, p, &mut trace, started).await
             };
             match sent {
                 Ok(resp) => resp,
@@ -384,22 +384,20 @@ fn forward<'a>(
     conn: &'a ConnInfo,
     mut p: Prepared,
     trace: &'a mut Trace,
+    started: Instant,
 ) -> impl Future<Output = Result<Response<ProxyBody>, ProxyError>> + 'a {
     async move {
         let cluster = &p.cluster;
         let mut tried: Vec<usize> = Vec::new();
         let mut last = ProxyError::NoEndpoint;
         for attempt in 0..=cluster.cfg.retries {
-            let Some(ep) = ctx.pick(cluster, p.hash, &tried, attempt) else { break };
+            // The first attempt starts with the request (one clock read less for each).
+            let now = if attempt == 0 { started } else { Instant::now() };
+            let Some(ep) = ctx.pick(cluster, p.hash, &tried, attempt, now) else { break };
             trace.attempts += 1;
             trace.upstream = Some(cluster.address(ep));
             cluster.state.borrow_mut().start_request(ep);
-            let proxy_header = cluster
-                .cfg
-                .send_proxy_protocol
-                .zip(conn.local)
-                .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
-            match send(ctx, conn, cluster, ep, p.req, proxy_header.as_deref(), &p.fwd).await {
+            match send(ctx, conn, cluster, ep, p.req, &p.fwd, now).await {
                 Ok(mut resp) => {
                     let status = resp.status();
                     let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
@@ -453,18 +451,18 @@ fn send<'a>(
     cluster: &'a ClusterRt,
     ep: usize,
     mut req: Request<RequestBody>,
-    proxy_header: Option<&'a [u8]>,
     fwd: &'a Forwarding,
+    now: Instant,
 ) -> impl Future<Output = SendResult> + 'a {
     async move {
         let timeout = cluster.cfg.request_timeout;
         // A request that could not be sent again (not idempotent, or its body will be consumed)
         // gets a connection checked for a close by the backend.
         let careful = !is_idempotent(req.method()) || !http_body::Body::is_end_stream(req.body());
-        let pooled = cluster.pool.borrow_mut().take(ep, Instant::now(), careful);
+        let pooled = cluster.pool.borrow_mut().take(ep, now, careful);
         if let Some(sender) = pooled {
             ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
-            match timed(conn, timeout, sender.send(req, fwd)).await {
+            match timed(conn, timeout, sender.send(req, fwd), now).await {
                 Some(Ok(resp)) => return Ok(resp),
                 Some(Err((e, Some(back)))) => {
                     tracing::debug!(worker = ctx.id, error = %e, "pooled upstream connection was closed; opening a new one");
@@ -476,11 +474,17 @@ fn send<'a>(
         }
         // Boxed: a new connection's state (TCP and TLS connect, hyper handshake) is several KB, and
         // hyper moves the request future around; pooled requests should not carry it.
-        let sender = match Box::pin(connect(ctx, cluster, ep, proxy_header)).await {
+        // A PROXY protocol header (when the cluster sends one) opens each new connection.
+        let proxy_header = cluster
+            .cfg
+            .send_proxy_protocol
+            .zip(conn.local)
+            .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
+        let sender = match Box::pin(connect(ctx, cluster, ep, proxy_header.as_deref())).await {
             Ok(s) => s,
             Err(e) => return Err((e, Some(req))),
         };
-        match timed(conn, timeout, sender.send(req, fwd)).await {
+        match timed(conn, timeout, sender.send(req, fwd), Instant::now()).await {
             Some(r) => r,
             None => Err((ProxyError::UpstreamTimeout, None)),
         }
@@ -496,8 +500,8 @@ fn send<'a>(
 /// old one comes up). Between requests it stays registered, and wakes the connection once per
 /// `limit` at most. Connections with requests at once (HTTP/2, HTTP/3) give each request that
 /// has to wait a timer of its own.
-fn timed<F: Future>(conn: &ConnInfo, limit: Duration, fut: F) -> Timed<'_, F> {
-    Timed { fut, conn, limit, started: tokio::time::Instant::now(), timer: None }
+fn timed<F: Future>(conn: &ConnInfo, limit: Duration, fut: F, started: Instant) -> Timed<'_, F> {
+    Timed { fut, conn, limit, started: tokio::time::Instant::from_std(started), timer: None }
 }
 
 pin_project_lite::pin_project! {
