@@ -13,41 +13,11 @@ cargo build --release -q -p lbd -p lb-bench
 . bench/lib.sh
 scratch h2tls
 make_cert "$DIR"
-./target/release/lb-bench origin --listen 127.0.0.1:19300 --threads 1 2>/dev/null & PIDS+=($!)
-cat > "$DIR/lbd.toml" <<TOML
-workers = 2
-[admin]
-bind = "127.0.0.1:19309"
-[access_log]
-path = "off"
-[[listeners]]
-name = "h2"
-kind = "https"
-bind = "127.0.0.1:19301"
-  [listeners.tls]
-  certificates = [{ cert = "$DIR/cert.pem", key = "$DIR/key.pem" }]
-  [[listeners.routes]]
-  cluster = "origin"
-[[clusters]]
-name = "origin"
-endpoints = ["127.0.0.1:19300"]
-pool_size = 512
-TOML
-cat > "$DIR/nginx.conf" <<NGX
-worker_processes 2;
-daemon off;
-pid $DIR/nginx.pid;
-error_log $DIR/nginx.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream o { server 127.0.0.1:19300; keepalive 512; }
-  server { listen 127.0.0.1:19302 ssl http2;
-    ssl_certificate $DIR/cert.pem; ssl_certificate_key $DIR/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
-    http2_max_concurrent_streams 256; keepalive_requests 1000000;
-    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
-}
-NGX
+ORIGIN=19300
+./target/release/lb-bench origin --listen 127.0.0.1:$ORIGIN --threads 1 2>/dev/null & PIDS+=($!)
+# compare.sh's configs (bench/lib.sh); the HTTP/2 listeners are lbd's 19301 and nginx's 19302.
+lbd_conf auto 19303 19304 19309 19301 > "$DIR/lbd.toml"
+nginx_proxy_conf 19305 19302 > "$DIR/nginx.conf"
 ./target/release/lbd run --config "$DIR/lbd.toml" 2>/dev/null & LBD_PID=$!; PIDS+=($LBD_PID)
 nginx -c "$DIR/nginx.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID)
 for p in 19300 19301 19302; do wait_port $p; done
