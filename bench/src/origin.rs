@@ -25,6 +25,17 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     Ok(Response::new(body))
 }
 
+/// A listener with room for 4,096 connections waiting to be accepted. `TcpListener::bind` gives
+/// 128: a balancer that opens a few hundred backend connections at once (512 HTTP/2 streams
+/// arriving over a warm pool of 16) overflowed it, and the dropped handshakes were retried by
+/// the kernel a second later, which put one-second requests into the measured latencies.
+fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if listen.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(4096)
+}
+
 /// Serves until the process is stopped.
 pub(crate) fn run(listen: SocketAddr, threads: usize) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -33,7 +44,7 @@ pub(crate) fn run(listen: SocketAddr, threads: usize) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("bind {listen}: {e}"))?;
+        let listener = bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
         eprintln!("lb-bench origin listening on {listen} (HTTP/1.1 and h2c)");
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
