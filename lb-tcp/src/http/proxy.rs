@@ -442,6 +442,7 @@ type SendResult = Result<Response<UpBody>, (ProxyError, Option<Request<RequestBo
 
 /// Sends on a pooled connection if there is one, else on a new one. A pooled connection that
 /// turns out closed before the request could be acted on is not a failure: a fresh one is tried.
+/// `now` is when the attempt started: the pool's idle check and the request timer count from it.
 ///
 /// Not an `async fn`, so that `req` is kept once in the future's state (see [`handle`]).
 #[allow(clippy::manual_async_fn)]
