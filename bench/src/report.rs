@@ -15,6 +15,33 @@ fn text<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+/// One row per balancer: a balancer measured in several rounds of a load scenario gets its
+/// median round by CPU per request (the lower middle one of an even count), so that its latency
+/// figures come from the same run. Also returns, for those, "label a / b / c" (CPU per round,
+/// in run order).
+fn medians<'a>(loads: &[&&'a Value]) -> (Vec<&'a Value>, Vec<String>) {
+    let mut by_label: Vec<(&str, Vec<&'a Value>)> = Vec::new();
+    for r in loads {
+        let label = text(r, "label");
+        match by_label.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, v)) => v.push(**r),
+            None => by_label.push((label, vec![**r])),
+        }
+    }
+    let mut rows = Vec::new();
+    let mut rounds = Vec::new();
+    for (label, runs) in by_label {
+        if runs.len() > 1 {
+            let each: Vec<String> = runs.iter().map(|r| format!("{:.2}", num(r, "cpu_us_per_req"))).collect();
+            rounds.push(format!("{label} {}", each.join(" / ")));
+        }
+        let mut sorted = runs;
+        sorted.sort_by(|a, b| num(a, "cpu_us_per_req").total_cmp(&num(b, "cpu_us_per_req")));
+        rows.push(sorted[(sorted.len() - 1) / 2]);
+    }
+    (rows, rounds)
+}
+
 /// Reads `input` (JSON lines) and writes `results.md` and `*.svg` into `out`.
 pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
     let raw = std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
@@ -37,6 +64,7 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
         let loads: Vec<&&Value> = rs.iter().filter(|r| text(r, "kind") == "load").collect();
         let conns: Vec<&&Value> = rs.iter().filter(|r| text(r, "kind") == "conns").collect();
         if !loads.is_empty() {
+            let (loads, rounds) = medians(&loads);
             let best_peer = loads
                 .iter()
                 .filter(|r| !text(r, "label").starts_with("lbd"))
@@ -78,6 +106,13 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
                 lat.push((format!("{label} p50"), num(r, "p50_us")));
                 lat.push((format!("{label} p99"), num(r, "p99_us")));
                 lat.push((format!("{label} p99.9"), num(r, "p999_us")));
+            }
+            if !rounds.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "\nEach balancer's row is its median round by CPU per request; CPU µs/req per round, in run order: {}.",
+                    rounds.join("; ")
+                );
             }
             md.push('\n');
             cpu_chart.push((scenario.clone(), cpu));
@@ -210,8 +245,39 @@ mod tests {
         // A line without the user/kernel split (written by an older lb-bench) still reports.
         assert!(md.contains("| nginx | 900 | 0 | 110 | 0 | 210 | 310 | 10.00 | — | 0.0100 | 0.0 | — |"), "{md}");
         assert!(md.contains("| lbd | 1000 | 1000 | 0.0 MiB | 0.0 MiB | 0.0 MiB | 0.0 MiB | 400 | 0.40 |"), "{md}");
+        // One round each: no rounds line.
+        assert!(!md.contains("median round"), "{md}");
         let svg = std::fs::read_to_string(dir.join("cpu_per_request.svg")).expect("svg");
         assert!(svg.starts_with("<svg") && svg.contains(">lbd<") && svg.contains(">nginx<"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rounds_of_a_scenario_report_each_balancers_median_round() {
+        let dir = std::env::temp_dir().join(format!("lb-bench-rounds-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let input = dir.join("r.jsonl");
+        let line = |label: &str, cpu: f64, p50: u32| {
+            format!(
+                r#"{{"kind":"load","scenario":"h1","label":"{label}","command":"x","rps":1000,"cpu_us_per_req":{cpu},"user_us_per_req":2,"p50_us":{p50},"p99_us":1,"p999_us":1}}"#
+            )
+        };
+        let lines = [
+            line("lbd", 9.0, 91),
+            line("nginx", 8.0, 81),
+            line("lbd", 8.5, 85),
+            line("nginx", 9.5, 95),
+            line("lbd", 9.5, 95),
+            line("nginx", 8.5, 85),
+        ];
+        std::fs::write(&input, lines.join("\n")).expect("write");
+        write(&input, &dir).expect("report");
+        let md = std::fs::read_to_string(dir.join("results.md")).expect("md");
+        // lbd's median round is 9.0 (p50 91), nginx's 8.5 (p50 85): the ratio is 9.0 / 8.5.
+        assert!(md.contains("| lbd | 1000 | 0 | 91 | 0 | 1 | 1 | 9.00 | 2.00 + 7.00 | 0.0090 | 0.0 | 1.06 |"), "{md}");
+        assert!(md.contains("| nginx | 1000 | 0 | 85 | 0 | 1 | 1 | 8.50 |"), "{md}");
+        assert_eq!(md.matches("| lbd |").count(), 1, "{md}");
+        assert!(md.contains("in run order: lbd 9.00 / 8.50 / 9.50; nginx 8.00 / 9.50 / 8.50."), "{md}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
