@@ -327,8 +327,7 @@ where
         .serve_connection(TokioIo::new(Counted::new(io, reads.clone())), svc)
         .with_upgrades();
     let head = Some((reads, limits.header_read_timeout));
-    let idle_timeout = limits.idle_timeout;
-    drive(ctx, listener, activity, idle_timeout, head, peer, Box::pin(conn))
+    drive(ctx, listener, activity, limits.idle_timeout, head, peer, Box::pin(conn))
 }
 
 /// The same for HTTP/2.
@@ -371,8 +370,7 @@ where
         .max_pending_accept_reset_streams(Some(64))
         .max_local_error_reset_streams(Some(256))
         .serve_connection(TokioIo::new(io), svc);
-    let idle_timeout = limits.idle_timeout;
-    drive(ctx, listener, activity, idle_timeout, None, peer, Box::pin(conn))
+    drive(ctx, listener, activity, limits.idle_timeout, None, peer, Box::pin(conn))
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ impl Settings {
             }
         }
 
-        self.remote = None;
+        // lbd: `remote` was taken above; upstream cleared it here after its clone.
 
         match &self.local {
             Local::ToSend(settings) => {
