@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Where a balancer's CPU per request goes, lbd next to the peer its target is set against, under
 # the load of compare.sh's scenario: HTTP/1.1 keep-alive (64 connections) against nginx, or
-# HTTP/2 over TLS (16 x 32 streams) against HAProxy. For each balancer, on a fresh process:
+# HTTP/2 over TLS (16 x 32 streams) against HAProxy; then `lb-bench floor`, the least proxy on
+# tokio for that scenario (with --tls for h2: rustls and h2 without hyper), which shows what is
+# left to win over the kernel's share and the crates'. For each, on a fresh process:
 #   - user and kernel CPU per request (/proc/PID/stat, as compare.sh reads it);
 #   - system calls per request by name, and context switches per request (perf stat);
 #   - a sampled profile (perf record, no call graphs) cut into the kernel and user space, and
@@ -33,10 +35,12 @@ wait_port $ORIGIN
 lbd_conf auto 19501 19502 19509 19541 > "$DIR/lbd.toml"
 nginx_proxy_conf 19511 19542 > "$DIR/nginx.conf"
 haproxy_proxy_conf 19521 19543 19522 > "$DIR/haproxy.cfg"
+FLOOR_TLS=()
 if [ "$PROTO" = h1 ]; then
-  ARGS=(-c 64); LBD_URL=http://127.0.0.1:19501/; PEER_URL=http://127.0.0.1:19511/
+  ARGS=(-c 64); LBD_URL=http://127.0.0.1:19501/; PEER_URL=http://127.0.0.1:19511/; FLOOR_URL=http://127.0.0.1:19531/
 else
-  ARGS=(--h2 -c 16 -m 32); LBD_URL=https://127.0.0.1:19541/; PEER_URL=https://127.0.0.1:19543/
+  ARGS=(--h2 -c 16 -m 32); LBD_URL=https://127.0.0.1:19541/; PEER_URL=https://127.0.0.1:19543/; FLOOR_URL=https://127.0.0.1:19531/
+  FLOOR_TLS=(--tls "$DIR/cert.pem" "$DIR/key.pem")
 fi
 
 PID=
@@ -45,6 +49,7 @@ start() { # $1 lbd|nginx|haproxy: starts it, sets PID
     lbd) $LBD run --config "$DIR/lbd.toml" 2>>"$DIR/lbd.err" & PID=$!; wait_port 19541 ;;
     nginx) nginx -c "$DIR/nginx.conf" & PID=$!; wait_port 19511 ;;
     haproxy) haproxy -db -f "$DIR/haproxy.cfg" 2>>"$DIR/haproxy.err" & PID=$!; wait_port 19543 ;;
+    floor) $BENCH floor --listen 127.0.0.1:19531 --backend 127.0.0.1:$ORIGIN ${FLOOR_TLS[@]+"${FLOOR_TLS[@]}"} 2>/dev/null & PID=$!; wait_port 19531 ;;
   esac
   PIDS+=($PID)
   sleep 0.3
@@ -111,3 +116,4 @@ profile() { # $1 name, $2 url
 
 profile lbd "$LBD_URL"
 profile "$PEER" "$PEER_URL"
+profile floor "$FLOOR_URL"

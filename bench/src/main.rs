@@ -6,12 +6,19 @@
 //!   balancer's own CPU time from /proc (`--meter PID`) and appends a JSON line (`--json`).
 //! - `conns`: opens and holds N idle connections (source addresses spread over 127.0.0.0/8),
 //!   reports how many stayed open and the balancer's memory growth per connection.
+//! - `floor`: the least HTTP/1.1 keep-alive proxy on tokio; a yardstick for CPU per request
+//!   (how much of it is the kernel's), not a balancer.
 //! - `report`: turns the JSON lines into `results.md` and SVG charts.
 //!
 //! `bench/compare.sh` runs lbd, nginx, HAProxy and Caddy through the same scenarios in one run.
 #![forbid(unsafe_code)]
 
+// As lbd's: `floor` should not pay for an allocator lbd does not use.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod conns;
+mod floor;
 mod h3;
 mod load;
 mod meter;
@@ -112,6 +119,20 @@ enum Cmd {
         burst: usize,
         #[command(flatten)]
         record: Record,
+    },
+    /// Proxy HTTP/1.1 with the least work per request: a yardstick, not a balancer.
+    Floor {
+        #[arg(long, default_value = "127.0.0.1:19060")]
+        listen: SocketAddr,
+        /// The origin to forward to.
+        #[arg(long)]
+        backend: SocketAddr,
+        /// Threads, each with its own runtime, listener and backend pool.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Serve HTTP/2 over TLS with this certificate chain and key (PEM) instead of HTTP/1.1.
+        #[arg(long, num_args = 2, value_names = ["CERT", "KEY"])]
+        tls: Option<Vec<PathBuf>>,
     },
     /// Write results.md and SVG charts from JSON lines.
     Report {
@@ -225,6 +246,10 @@ fn main() -> ExitCode {
                     }),
                 )
             })
+        }
+        Cmd::Floor { listen, backend, threads, tls } => {
+            let tls = tls.and_then(|v| <[PathBuf; 2]>::try_from(v).ok()).map(|[cert, key]| (cert, key));
+            floor::run(listen, backend, threads, tls)
         }
         Cmd::Report { input, out } => report::write(&input, &out),
     };

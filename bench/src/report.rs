@@ -15,6 +15,15 @@ fn text<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The label of `lb-bench floor`'s rows: a yardstick measured next to the balancers (the least
+/// a proxy on tokio pays per request), never the best peer.
+const FLOOR: &str = "floor";
+
+/// Whether a row's balancer is a peer lbd is compared with.
+fn is_peer(label: &str) -> bool {
+    !label.starts_with("lbd") && label != FLOOR
+}
+
 /// One row per balancer: a balancer measured in several rounds of a load scenario gets its
 /// median round by CPU per request (the lower middle one of an even count), so that its latency
 /// figures come from the same run. Also returns, for those, "label a / b / c" (CPU per round,
@@ -67,7 +76,7 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
             let (loads, rounds) = medians(&loads);
             let best_peer = loads
                 .iter()
-                .filter(|r| !text(r, "label").starts_with("lbd"))
+                .filter(|r| is_peer(text(r, "label")))
                 .map(|r| num(r, "cpu_us_per_req"))
                 .filter(|v| *v > 0.0)
                 .fold(f64::INFINITY, f64::min);
@@ -79,7 +88,7 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
             for r in &loads {
                 let label = text(r, "label");
                 let c = num(r, "cpu_us_per_req");
-                let ratio = if label.starts_with("lbd") && best_peer.is_finite() && c > 0.0 {
+                let ratio = if !is_peer(label) && best_peer.is_finite() && c > 0.0 {
                     format!("{:.2}", c / best_peer)
                 } else {
                     "—".into()
@@ -113,6 +122,9 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
                     "\nEach balancer's row is its median round by CPU per request; CPU µs/req per round, in run order: {}.",
                     rounds.join("; ")
                 );
+            }
+            if let Some(floor) = loads.iter().find(|r| text(r, "label") == FLOOR) {
+                let _ = writeln!(md, "\n{}", floor_line(&loads, floor));
             }
             md.push('\n');
             cpu_chart.push((scenario.clone(), cpu));
@@ -170,6 +182,28 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What the floor row says: how much of the best peer's CPU it leaves, and lbd's user time
+/// against its own.
+fn floor_line(loads: &[&Value], floor: &Value) -> String {
+    let f = num(floor, "cpu_us_per_req");
+    let fu = num(floor, "user_us_per_req");
+    let mut s = format!(
+        "`floor` is `lb-bench floor`, not a balancer: the least a proxy on tokio does per request in this scenario (httparse to a pooled HTTP/1.1 backend connection; over TLS, rustls and h2 without hyper; no routing, metrics or timeouts). Its {f:.2} µs ({fu:.2} user + {:.2} kernel) is about the least the kernel's loopback TCP and those crates leave.",
+        f - fu
+    );
+    if let Some(lbd) = loads.iter().find(|r| text(r, "label") == "lbd") {
+        let u = num(lbd, "user_us_per_req");
+        let _ = write!(
+            s,
+            " lbd: {:.2} µs per request, {:.2}× the floor; its user time {u:.2} µs, {:.1}× the floor's.",
+            num(lbd, "cpu_us_per_req"),
+            num(lbd, "cpu_us_per_req") / f.max(1e-9),
+            u / fu.max(1e-9)
+        );
+    }
+    s
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -199,7 +233,13 @@ pub(crate) fn bar_chart(title: &str, groups: &[(String, Vec<(String, f64)>)]) ->
         y += bar_h + 4.0;
         for (label, v) in items {
             let w = (v / max * plot).max(1.0);
-            let fill = if label.starts_with("lbd") { "#d9480f" } else { "#5c7cfa" };
+            let fill = if label.starts_with("lbd") {
+                "#d9480f"
+            } else if label.starts_with(FLOOR) {
+                "#adb5bd"
+            } else {
+                "#5c7cfa"
+            };
             let _ = writeln!(
                 s,
                 r#"<text x="{:.0}" y="{:.0}" text-anchor="end">{}</text><rect x="{left}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{fill}"/><text x="{:.1}" y="{:.0}">{}</text>"#,
@@ -278,6 +318,31 @@ mod tests {
         assert!(md.contains("| nginx | 1000 | 0 | 85 | 0 | 1 | 1 | 8.50 |"), "{md}");
         assert_eq!(md.matches("| lbd |").count(), 1, "{md}");
         assert!(md.contains("in run order: lbd 9.00 / 8.50 / 9.50; nginx 8.00 / 9.50 / 8.50."), "{md}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_floor_is_never_the_best_peer_and_says_what_it_leaves() {
+        let dir = std::env::temp_dir().join(format!("lb-bench-floor-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let input = dir.join("r.jsonl");
+        let line = |label: &str, cpu: f64, user: f64| {
+            format!(
+                r#"{{"kind":"load","scenario":"h1","label":"{label}","command":"x","rps":1000,"cpu_us_per_req":{cpu},"user_us_per_req":{user},"p50_us":1,"p99_us":1,"p999_us":1}}"#
+            )
+        };
+        let lines = [line("lbd", 9.0, 3.0), line("nginx", 8.0, 2.5), line("floor", 6.0, 1.0)];
+        std::fs::write(&input, lines.join("\n")).expect("write");
+        write(&input, &dir).expect("report");
+        let md = std::fs::read_to_string(dir.join("results.md")).expect("md");
+        // Ratios against nginx, the only peer, for lbd and for the floor.
+        assert!(md.contains("| lbd | 1000 | 0 | 1 | 0 | 1 | 1 | 9.00 | 3.00 + 6.00 | 0.0090 | 0.0 | 1.12 |"), "{md}");
+        assert!(md.contains("| floor | 1000 | 0 | 1 | 0 | 1 | 1 | 6.00 | 1.00 + 5.00 | 0.0060 | 0.0 | 0.75 |"), "{md}");
+        assert!(md.contains("Its 6.00 µs (1.00 user + 5.00 kernel)"), "{md}");
+        assert!(
+            md.contains("lbd: 9.00 µs per request, 1.50× the floor; its user time 3.00 µs, 3.0× the floor's."),
+            "{md}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
