@@ -1,5 +1,4 @@
-//! `lb-bench floor`: the least an HTTP/1.1 keep-alive reverse proxy on tokio can cost per
-//! request. A yardstick for the CPU-per-request scenarios, not a balancer: it shows how much of
+//! `lb-bench floor`: the least a keep-alive reverse proxy on tokio can cost per request. A yardstick for the CPU-per-request scenarios, not a balancer: it shows how much of
 //! a balancer's cost is the kernel's (loopback TCP, which every proxy pays) and how much is
 //! left for user space to win.
 //!
@@ -49,9 +48,28 @@ struct Backend {
     buf: Vec<u8>,
 }
 
+/// A pooled backend connection, or a new one.
+async fn take(pool: &Pool, backend: SocketAddr) -> io::Result<Backend> {
+    let pooled = pool.borrow_mut().pop();
+    if let Some(b) = pooled {
+        return Ok(b);
+    }
+    let stream = TcpStream::connect(backend).await?;
+    stream.set_nodelay(true)?;
+    Ok(Backend { stream, buf: Vec::with_capacity(4096) })
+}
+
+/// Keeps a backend connection whose response is done for the next request, unless the backend
+/// said it closes, sent more than its response, or the pool is full.
+fn give_back(pool: &Pool, be: Backend, closes: bool) {
+    if !closes && be.buf.is_empty() && pool.borrow().len() < POOL {
+        pool.borrow_mut().push(be);
+    }
+}
+
 /// Serves until the process is stopped: `threads` threads, each accepting on its own
-/// `SO_REUSEPORT` socket bound to `listen`, forwarding to `backend`; HTTP/2 over TLS with
-/// `tls` (certificate chain and key, PEM), HTTP/1.1 without.
+/// `SO_REUSEPORT` socket bound to `listen`, forwarding to `backend`; with `tls` (certificate
+/// chain and key, PEM) over TLS, HTTP/2 or HTTP/1.1 as ALPN says, else HTTP/1.1.
 pub(crate) fn run(
     listen: SocketAddr,
     backend: SocketAddr,
@@ -199,9 +217,13 @@ fn parse_request(buf: &[u8], out: &mut Vec<u8>, peer: &[u8]) -> Result<Option<He
     Ok(Some(Head { len, body, close: version == 0 || says_close(req.headers) }))
 }
 
-/// Parses a response head in `buf`; `head_request` says the response has no body. Every error
-/// is a 502 to the client.
-fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, u16> {
+/// Parses a response head in `buf`; `head_request` says the response has no body. A complete
+/// head's status and headers are shown to `seen` too. Every error is a 502 to the client.
+fn parse_response(
+    buf: &[u8],
+    head_request: bool,
+    seen: impl FnOnce(u16, &[httparse::Header<'_>]),
+) -> Result<Option<Head>, u16> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let httparse::Status::Complete(len) = resp.parse(buf).map_err(|_| 502u16)? else { return Ok(None) };
@@ -212,6 +234,7 @@ fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, u16> {
         return Err(502);
     }
     let body = if bodiless { 0 } else { content_length(resp.headers).map_err(|_| 502u16)? };
+    seen(code, resp.headers);
     Ok(Some(Head { len, body, close: resp.version == Some(0) || says_close(resp.headers) }))
 }
 
@@ -274,20 +297,12 @@ async fn connection<C: AsyncRead + AsyncWrite + Unpin>(
         };
         let head_request = buf.starts_with(b"HEAD ");
         buf.drain(..req.len);
-        let taken = pool.borrow_mut().pop();
-        let mut be = match taken {
-            Some(b) => b,
-            None => {
-                let stream = TcpStream::connect(backend).await?;
-                stream.set_nodelay(true)?;
-                Backend { stream, buf: Vec::with_capacity(4096) }
-            }
-        };
+        let mut be = take(&pool, backend).await?;
         be.stream.write_all(&out).await?;
         if req.body > 0 {
             copy_body(&mut client, &mut buf, &mut be.stream, req.body).await?;
         }
-        let resp = match read_head(&mut be.stream, &mut be.buf, |b| parse_response(b, head_request)).await {
+        let resp = match read_head(&mut be.stream, &mut be.buf, |b| parse_response(b, head_request, |_, _| ())).await {
             Ok(Some(Ok(h))) => h,
             _ => return reject(&mut client, 502).await,
         };
@@ -295,9 +310,7 @@ async fn connection<C: AsyncRead + AsyncWrite + Unpin>(
         client.write_all(&be.buf[..have]).await?;
         be.buf.drain(..have);
         copy_body(&mut be.stream, &mut be.buf, &mut client, resp.len + resp.body - have).await?;
-        if !resp.close && be.buf.is_empty() && pool.borrow().len() < POOL {
-            pool.borrow_mut().push(be);
-        }
+        give_back(&pool, be, resp.close);
         if req.close {
             return client.shutdown().await;
         }
@@ -342,6 +355,17 @@ async fn h2_stream(
 ) -> io::Result<()> {
     let status = |code: u16| http::Response::builder().status(code).body(()).map_err(io::Error::other);
     if !req.body().is_end_stream() {
+        // Read to its end first (up to 1 MiB): a stream answered while its request is still
+        // coming is reset when the request is dropped, and the client may see only the reset.
+        let mut body = req.into_body();
+        let mut read = 0;
+        while let Some(Ok(data)) = body.data().await {
+            read += data.len();
+            let _ = body.flow_control().release_capacity(data.len());
+            if read > 1 << 20 {
+                break;
+            }
+        }
         let _ = respond.send_response(status(501)?, true);
         return Ok(());
     }
@@ -364,42 +388,33 @@ async fn h2_stream(
     out.extend_from_slice(peer);
     out.extend_from_slice(b"\r\n\r\n");
     let head_request = req.method() == http::Method::HEAD;
-    let taken = pool.borrow_mut().pop();
-    let mut be = match taken {
-        Some(b) => b,
-        None => {
-            let stream = TcpStream::connect(backend).await?;
-            stream.set_nodelay(true)?;
-            Backend { stream, buf: Vec::with_capacity(4096) }
-        }
-    };
+    let mut be = take(&pool, backend).await?;
     be.stream.write_all(&out).await?;
-    let head = match read_head(&mut be.stream, &mut be.buf, |b| parse_response(b, head_request)).await {
-        Ok(Some(Ok(h))) => h,
-        _ => {
-            let _ = respond.send_response(status(502)?, true);
-            return Ok(());
-        }
+    // What h2 sends is built while the head is parsed: a header map is what its API takes.
+    let mut response = None;
+    let parse = |b: &[u8]| {
+        parse_response(b, head_request, |code, headers| {
+            let mut builder = http::Response::builder().status(code);
+            for h in headers {
+                let hop =
+                    ["connection", "keep-alive", "transfer-encoding"].iter().any(|n| h.name.eq_ignore_ascii_case(n));
+                if !hop {
+                    builder = builder.header(h.name, h.value);
+                }
+            }
+            response = Some(builder.body(()));
+        })
     };
-    // The response head again, into what h2 sends: a header map is what its API takes.
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let _ = resp.parse(&be.buf[..head.len]);
-    let mut builder = http::Response::builder().status(resp.code.unwrap_or(502));
-    for h in resp.headers.iter() {
-        let hop = ["connection", "keep-alive", "transfer-encoding"].iter().any(|n| h.name.eq_ignore_ascii_case(n));
-        if !hop {
-            builder = builder.header(h.name, h.value);
-        }
-    }
-    let response = builder.body(()).map_err(io::Error::other)?;
+    let head = read_head(&mut be.stream, &mut be.buf, parse).await;
+    let (Ok(Some(Ok(head))), Some(Ok(response))) = (head, response) else {
+        let _ = respond.send_response(status(502)?, true);
+        return Ok(());
+    };
     be.buf.drain(..head.len);
     let mut body = Vec::with_capacity(head.body);
     let mut sink = BodySink(&mut body);
     copy_body(&mut be.stream, &mut be.buf, &mut sink, head.body).await?;
-    if !head.close && be.buf.is_empty() && pool.borrow().len() < POOL {
-        pool.borrow_mut().push(be);
-    }
+    give_back(&pool, be, head.close);
     let mut send = respond.send_response(response, body.is_empty()).map_err(io::Error::other)?;
     if !body.is_empty() {
         send.send_data(Bytes::from(body), true).map_err(io::Error::other)?;
@@ -451,19 +466,21 @@ mod tests {
         assert_eq!(chunked.err(), Some(501));
         let two = parse_request(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &mut out, b"x");
         assert_eq!(two.err(), Some(400));
-        assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n\r\n", false).err(), Some(502));
+        assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n\r\n", false, |_, _| ()).err(), Some(502));
         assert!(parse_request(b"GET / HTTP/1.1\r\nHost", &mut out, b"x").expect("parses").is_none());
     }
 
     #[test]
     fn response_bodies_follow_their_framing() {
-        let h = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\n", false)
+        let h = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\n", false, |_, _| ())
             .expect("ok")
             .expect("complete");
         assert_eq!((h.len, h.body, h.close), (38, 6, false));
-        let h = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", true).expect("ok").expect("complete");
+        let h = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", true, |_, _| ())
+            .expect("ok")
+            .expect("complete");
         assert_eq!(h.body, 0);
-        let h = parse_response(b"HTTP/1.0 304 Not Modified\r\n\r\n", false).expect("ok").expect("complete");
+        let h = parse_response(b"HTTP/1.0 304 Not Modified\r\n\r\n", false, |_, _| ()).expect("ok").expect("complete");
         assert_eq!((h.body, h.close), (0, true));
     }
 }

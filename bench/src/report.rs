@@ -261,6 +261,25 @@ pub(crate) fn bar_chart(title: &str, groups: &[(String, Vec<(String, f64)>)]) ->
 mod tests {
     use super::*;
 
+    /// `results.md` for these JSON lines.
+    fn report_of(name: &str, lines: &[String]) -> String {
+        let dir = std::env::temp_dir().join(format!("lb-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let input = dir.join("r.jsonl");
+        std::fs::write(&input, lines.join("\n")).expect("write");
+        write(&input, &dir).expect("report");
+        let md = std::fs::read_to_string(dir.join("results.md")).expect("md");
+        let _ = std::fs::remove_dir_all(&dir);
+        md
+    }
+
+    /// A load line of scenario `h1`.
+    fn load_line(label: &str, cpu: f64, user: f64, p50: u32) -> String {
+        format!(
+            r#"{{"kind":"load","scenario":"h1","label":"{label}","command":"x","rps":1000,"cpu_us_per_req":{cpu},"user_us_per_req":{user},"p50_us":{p50},"p99_us":1,"p999_us":1}}"#
+        )
+    }
+
     #[test]
     fn report_has_ratios_and_charts() {
         let dir = std::env::temp_dir().join(format!("lb-bench-report-{}", std::process::id()));
@@ -294,47 +313,26 @@ mod tests {
 
     #[test]
     fn rounds_of_a_scenario_report_each_balancers_median_round() {
-        let dir = std::env::temp_dir().join(format!("lb-bench-rounds-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let input = dir.join("r.jsonl");
-        let line = |label: &str, cpu: f64, p50: u32| {
-            format!(
-                r#"{{"kind":"load","scenario":"h1","label":"{label}","command":"x","rps":1000,"cpu_us_per_req":{cpu},"user_us_per_req":2,"p50_us":{p50},"p99_us":1,"p999_us":1}}"#
-            )
-        };
         let lines = [
-            line("lbd", 9.0, 91),
-            line("nginx", 8.0, 81),
-            line("lbd", 8.5, 85),
-            line("nginx", 9.5, 95),
-            line("lbd", 9.5, 95),
-            line("nginx", 8.5, 85),
+            load_line("lbd", 9.0, 2.0, 91),
+            load_line("nginx", 8.0, 2.0, 81),
+            load_line("lbd", 8.5, 2.0, 85),
+            load_line("nginx", 9.5, 2.0, 95),
+            load_line("lbd", 9.5, 2.0, 95),
+            load_line("nginx", 8.5, 2.0, 85),
         ];
-        std::fs::write(&input, lines.join("\n")).expect("write");
-        write(&input, &dir).expect("report");
-        let md = std::fs::read_to_string(dir.join("results.md")).expect("md");
+        let md = report_of("rounds", &lines);
         // lbd's median round is 9.0 (p50 91), nginx's 8.5 (p50 85): the ratio is 9.0 / 8.5.
         assert!(md.contains("| lbd | 1000 | 0 | 91 | 0 | 1 | 1 | 9.00 | 2.00 + 7.00 | 0.0090 | 0.0 | 1.06 |"), "{md}");
         assert!(md.contains("| nginx | 1000 | 0 | 85 | 0 | 1 | 1 | 8.50 |"), "{md}");
         assert_eq!(md.matches("| lbd |").count(), 1, "{md}");
         assert!(md.contains("in run order: lbd 9.00 / 8.50 / 9.50; nginx 8.00 / 9.50 / 8.50."), "{md}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn the_floor_is_never_the_best_peer_and_says_what_it_leaves() {
-        let dir = std::env::temp_dir().join(format!("lb-bench-floor-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let input = dir.join("r.jsonl");
-        let line = |label: &str, cpu: f64, user: f64| {
-            format!(
-                r#"{{"kind":"load","scenario":"h1","label":"{label}","command":"x","rps":1000,"cpu_us_per_req":{cpu},"user_us_per_req":{user},"p50_us":1,"p99_us":1,"p999_us":1}}"#
-            )
-        };
-        let lines = [line("lbd", 9.0, 3.0), line("nginx", 8.0, 2.5), line("floor", 6.0, 1.0)];
-        std::fs::write(&input, lines.join("\n")).expect("write");
-        write(&input, &dir).expect("report");
-        let md = std::fs::read_to_string(dir.join("results.md")).expect("md");
+        let lines = [load_line("lbd", 9.0, 3.0, 1), load_line("nginx", 8.0, 2.5, 1), load_line("floor", 6.0, 1.0, 1)];
+        let md = report_of("floor", &lines);
         // Ratios against nginx, the only peer, for lbd and for the floor.
         assert!(md.contains("| lbd | 1000 | 0 | 1 | 0 | 1 | 1 | 9.00 | 3.00 + 6.00 | 0.0090 | 0.0 | 1.12 |"), "{md}");
         assert!(md.contains("| floor | 1000 | 0 | 1 | 0 | 1 | 1 | 6.00 | 1.00 + 5.00 | 0.0060 | 0.0 | 0.75 |"), "{md}");
@@ -343,6 +341,5 @@ mod tests {
             md.contains("lbd: 9.00 µs per request, 1.50× the floor; its user time 3.00 µs, 3.0× the floor's."),
             "{md}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
