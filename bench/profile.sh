@@ -7,8 +7,9 @@
 #   - user and kernel CPU per request (/proc/PID/stat, as compare.sh reads it);
 #   - system calls per request by name, and context switches per request (perf stat);
 #   - a sampled profile (perf record, no call graphs) cut into the kernel and user space, and
-#     for lbd its user space by component: h2, hyper, tokio, TLS (rustls, ring), http and
-#     httparse, bytes, jemalloc, memcpy, lbd's own crates; then the top user-space symbols.
+#     for lbd and the floor their user space by component: h2, hyper, tokio, TLS (rustls,
+#     ring), http and httparse, bytes, jemalloc, memcpy, their own code; then the top
+#     user-space symbols.
 # Configs are bench/lib.sh's (those compare.sh runs). Every server listens on 127.0.0.1 (ports
 # 19500-19543) and is stopped by its PID; every load is bounded in requests.
 # Usage: bench/profile.sh h1|h2 [requests]   (default 200000 for h1, 100000 for h2)
@@ -85,7 +86,7 @@ profile() { # $1 name, $2 url
   sleep 0.3
   $BENCH load "$2" "${ARGS[@]}" -n "$N" >/dev/null
   kill -INT $perf; wait $perf 2>/dev/null || true
-  perf report -i "$DIR/perf.$1" --no-children --sort dso,sym -q -g none 2>/dev/null | awk -v lbd="$([ "$1" = lbd ] && echo 1)" '
+  perf report -i "$DIR/perf.$1" --no-children --sort dso,sym -q -g none 2>/dev/null | awk -v lbd="$([ "$1" = lbd ] || [ "$1" = floor ] && echo 1)" '
     NF >= 4 {
       pct = $1; sub("%", "", pct); dso = $2; $1 = ""; $2 = ""; $3 = ""; sym = $0; sub(/^ +/, "", sym)
       if (dso ~ /kernel/) c = "kernel"
@@ -96,7 +97,7 @@ profile() { # $1 name, $2 url
       else if (sym ~ /(^|[<(, ])h2::/) c = "h2"
       else if (sym ~ /hyper::/) c = "hyper"
       else if (sym ~ /rustls|ring_core|ring::|aes_|gcm_|_aesni/) c = "TLS (rustls, ring)"
-      else if (sym ~ /lb_tcp|lb_core|lb_tls|lb_quic|lbd::/) c = "lbd"
+      else if (sym ~ /lb_tcp|lb_core|lb_tls|lb_quic|lbd::|lb_bench::floor/) c = "own code"
       else if (sym ~ /tokio|mio::/) c = "tokio"
       else if (sym ~ /rjem|jemalloc|rallocx/) c = "jemalloc"
       else if (sym ~ /http::|httparse/) c = "http, httparse"
