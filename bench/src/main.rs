@@ -155,6 +155,10 @@ fn append(record: &Record, value: serde_json::Value) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A subscriber that wants nothing, as lbd's wants nothing below info: without one, every
+    // h2 and quinn span would be formatted for the `log` crate (their `log` feature), which
+    // cost `floor` about 2% of its CPU under HTTP/2.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     let command_line =
         std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ");
     let result = match cli.cmd {
