@@ -262,7 +262,9 @@ impl H1Conn {
         let body = req.body();
         let framing = match length {
             Some(n) => ReqFraming::Length(n),
-            None if body.is_end_stream() => {
+            // An exact size of 0 first: hyper's HTTP/2 body knows it without asking h2, whose
+            // `is_end_stream` takes the connection's stream lock.
+            None if body.size_hint().exact() == Some(0) || body.is_end_stream() => {
                 if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
                     w.extend_from_slice(b"content-length: 0\r\n");
                 }
