@@ -9,7 +9,7 @@ QUICK=${1:-}
 N=200000; IDLE=8000; IDLE_TLS=3000; IDLE_H3=1000; IDLE_BURST=300; BURST=100; RATE=20000; SECS=5   # IDLE: HAProxy needs 2 fds per connection under the 20,000-fd cap
 # The two scenarios with CPU targets against a peer (HTTP/1.1 keep-alive, HTTP/2 over TLS) run
 # ROUNDS times, the balancers taking turns; the report gives each its median round.
-ROUNDS=3
+ROUNDS=5
 if [ "$QUICK" = "--quick" ]; then N=20000; IDLE=1000; IDLE_TLS=300; IDLE_H3=200; IDLE_BURST=50; RATE=5000; SECS=2; ROUNDS=1; fi
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
