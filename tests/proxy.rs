@@ -407,6 +407,12 @@ fn upstream_responses_are_framed_right_and_closed_keep_alive_connections_are_not
     assert_eq!(get(port, "/close", &[]), ("close-delimited body\n".to_string(), 200));
     assert_eq!(get(port, "/chunked", &[]), ("hello world\n".to_string(), 200));
     assert_eq!(get(port, "/info", &[]), ("info\n".to_string(), 200), "1xx before the final response");
+    // A request in absolute-form reaches the backend in origin-form, its query kept.
+    let abs = http_raw(
+        port,
+        "GET http://shop.example/target?q=1 HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n",
+    );
+    assert!(abs.starts_with("HTTP/1.1 200") && abs.ends_with("\r\n\r\n/target?q=1\n"), "{abs}");
     let (body, status) = get(port, "/garbage", &[]);
     assert_eq!(status, 502, "{body}");
     let (out, ok) = curl(&["-s", &url("/truncated")]);

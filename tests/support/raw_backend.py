@@ -12,6 +12,7 @@ for --idle seconds (a backend keep-alive timeout), and every request is counted 
   /conn          -> "<connection number> <requests on it>\\n" (Content-Length)
   /reject        -> 413 at once, without reading the request body; the connection then stays
                     open, unread, for 5 s (a backend refusing an upload early)
+  /target...     -> the request-target as it arrived (so absolute-form shows), and a newline
 Request bodies (Content-Length or chunked) are read and their length is echoed in X-Got.
 """
 import argparse
@@ -86,6 +87,8 @@ async def serve(reader, writer, idle):
                 writer.write(b"HTTP/1.1 two hundred\r\n\r\n")
                 await writer.drain()
                 return
+            elif "/target" in path:
+                writer.write(simple(path.encode() + b"\n", extra))
             elif path == "/truncated":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
                 await writer.drain()

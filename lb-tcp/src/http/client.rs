@@ -245,6 +245,7 @@ impl H1Conn {
         w.clear();
         w.extend_from_slice(req.method().as_str().as_bytes());
         w.push(b' ');
+        // Origin-form, whatever form the client used.
         w.extend_from_slice(req.uri().path_and_query().map_or("/", |p| p.as_str()).as_bytes());
         w.extend_from_slice(b" HTTP/1.1\r\n");
         let mut length = None;

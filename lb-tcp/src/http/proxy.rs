@@ -337,11 +337,9 @@ fn prepare(
     let (fwd, id) =
         Forwarding::new(&headers, &conn.xff, conn.proto, conn.client_cert.as_ref(), || ctx.next_request_id());
     trace.request_id = Some(id);
-    if parts.uri.authority().is_some() {
-        // Absolute-form from the client; backends get origin-form.
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        parts.uri = pq.parse().unwrap_or_default();
-    }
+    // A URI in absolute-form (every HTTP/2 and HTTP/3 request, and HTTP/1.1 ones in that form)
+    // stays as it is: the HTTP/1.1 client writes only its path and query (origin-form), and an
+    // HTTP/2 backend gets one rebuilt below.
     if cluster.cfg.protocol == UpstreamProtocol::Http2 {
         // HTTP/2 wants the authority and scheme in the request; gRPC needs `te: trailers`.
         let host = headers.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("localhost");
