@@ -178,14 +178,16 @@ pub struct Forwarding {
 
 impl Forwarding {
     /// The forwarding headers for a request with `headers` from client `xff` (see
-    /// [`forwarded_for`]) over `proto`; also returns the request id the backend will see.
+    /// [`forwarded_for`]) over `proto`; with `keep_id`, also returns the request id the backend
+    /// will see (for the access log: a copy made only when wanted).
     pub fn new(
         headers: &RequestHeaders,
         xff: &HeaderValue,
         proto: &'static str,
         client_cert: Option<&HeaderValue>,
         fresh_id: impl FnOnce() -> HeaderValue,
-    ) -> (Self, HeaderValue) {
+        keep_id: bool,
+    ) -> (Self, Option<HeaderValue>) {
         let xff = match headers.xff.as_ref().and_then(|v| v.to_str().ok()) {
             Some(prev) if !prev.trim().is_empty() => {
                 HeaderValue::from_str(&format!("{prev}, {}", xff.to_str().unwrap_or("")))
@@ -194,10 +196,10 @@ impl Forwarding {
             _ => xff.clone(),
         };
         let (id, request_id) = match &headers.request_id {
-            Some(v) if sane_id(v.as_bytes()) => (v.clone(), None),
+            Some(v) if sane_id(v.as_bytes()) => (keep_id.then(|| v.clone()), None),
             _ => {
                 let id = fresh_id();
-                (id.clone(), Some(id))
+                (keep_id.then(|| id.clone()), Some(id))
             }
         };
         let fwd = Self {
@@ -298,9 +300,10 @@ mod tests {
             "http",
             cert,
             || HeaderValue::from_static("new"),
+            true,
         );
         fwd.apply(h);
-        id
+        id.expect("kept when asked")
     }
 
     #[test]
@@ -353,10 +356,15 @@ mod tests {
     #[test]
     fn forwarding_replaces_exactly_what_it_writes() {
         let h = map(&[("host", "example.com"), ("x-request-id", "keep-me")]);
-        let (fwd, _) =
-            Forwarding::new(&RequestHeaders::scan(&h), &HeaderValue::from_static("192.0.2.7"), "https", None, || {
-                HeaderValue::from_static("new")
-            });
+        let (fwd, id) = Forwarding::new(
+            &RequestHeaders::scan(&h),
+            &HeaderValue::from_static("192.0.2.7"),
+            "https",
+            None,
+            || HeaderValue::from_static("new"),
+            false,
+        );
+        assert!(id.is_none(), "no copy of the id unless asked for");
         let mut written = Vec::new();
         fwd.each(|n, _| written.push(n.as_str().to_string()));
         assert_eq!(written, ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);

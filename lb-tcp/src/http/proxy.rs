@@ -334,9 +334,15 @@ fn prepare(
             headers.host = Some(v);
         }
     }
-    let (fwd, id) =
-        Forwarding::new(&headers, &conn.xff, conn.proto, conn.client_cert.as_ref(), || ctx.next_request_id());
-    trace.request_id = Some(id);
+    let (fwd, id) = Forwarding::new(
+        &headers,
+        &conn.xff,
+        conn.proto,
+        conn.client_cert.as_ref(),
+        || ctx.next_request_id(),
+        ctx.logs(),
+    );
+    trace.request_id = id;
     // A URI in absolute-form (every HTTP/2 and HTTP/3 request, and HTTP/1.1 ones in that form)
     // stays as it is: the HTTP/1.1 client writes only its path and query (origin-form), and an
     // HTTP/2 backend gets one rebuilt below.
