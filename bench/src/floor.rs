@@ -411,38 +411,15 @@ async fn h2_stream(
         return Ok(());
     };
     be.buf.drain(..head.len);
+    // Collected in memory: tokio's `Vec<u8>` is an `AsyncWrite`.
     let mut body = Vec::with_capacity(head.body);
-    let mut sink = BodySink(&mut body);
-    copy_body(&mut be.stream, &mut be.buf, &mut sink, head.body).await?;
+    copy_body(&mut be.stream, &mut be.buf, &mut body, head.body).await?;
     give_back(&pool, be, head.close);
     let mut send = respond.send_response(response, body.is_empty()).map_err(io::Error::other)?;
     if !body.is_empty() {
         send.send_data(Bytes::from(body), true).map_err(io::Error::other)?;
     }
     Ok(())
-}
-
-/// Collects a body in memory (`copy_body` writes to an `AsyncWrite`).
-struct BodySink<'a>(&'a mut Vec<u8>);
-
-impl AsyncWrite for BodySink<'_> {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        self.get_mut().0.extend_from_slice(buf);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
 }
 
 #[cfg(test)]
