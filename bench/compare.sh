@@ -57,41 +57,30 @@ $LBD run --config "$DIR/lbd-uring.toml" 2>"$DIR/lbd-uring.err" & LBDU_PID=$!; PI
 $BENCH floor --listen 127.0.0.1:19161 --backend 127.0.0.1:$ORIGIN --threads 2 2>/dev/null & FLOOR_PID=$!; PIDS+=($FLOOR_PID)
 $BENCH floor --listen 127.0.0.1:19162 --backend 127.0.0.1:$ORIGIN --threads 2 --tls "$DIR/cert.pem" "$DIR/key.pem" 2>/dev/null & FLOORTLS_PID=$!; PIDS+=($FLOORTLS_PID)
 
-# --- nginx
+# --- nginx, sending the origin what lbd sends (bench/lib.sh)
 nginx_proxy_conf 19111 19142 > "$DIR/nginx.conf"
 start_nginx() { nginx -c "$DIR/nginx.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID); }
 start_nginx
 
-# --- HAProxy
+# --- HAProxy, the same
 haproxy_proxy_conf 19121 19143 19122 > "$DIR/haproxy.cfg"
 start_haproxy() { haproxy -db -f "$DIR/haproxy.cfg" 2>>"$DIR/haproxy.err" & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID); }
 start_haproxy
 
+# --- nginx and HAProxy as they come, without the forwarding headers and request id lbd adds
+# (less work per request than lbd does): measured in the two CPU-target scenarios for reference,
+# never counted as the best peer
+nginx_proxy_conf 19112 19146 bare > "$DIR/nginx-bare.conf"
+nginx -c "$DIR/nginx-bare.conf" & NGINXB_PID=$!; PIDS+=($NGINXB_PID)
+haproxy_proxy_conf 19123 19147 19124 bare > "$DIR/haproxy-bare.cfg"
+haproxy -db -f "$DIR/haproxy-bare.cfg" 2>>"$DIR/haproxy-bare.err" & HAPROXYB_PID=$!; PIDS+=($HAPROXYB_PID)
+
 # --- Caddy
-cat > "$DIR/Caddyfile" <<CAD
-{
-  admin off
-  auto_https disable_redirects
-  servers {
-    protocols h1 h2 h3
-    timeouts {
-      idle 1h
-    }
-  }
-}
-http://127.0.0.1:19131 {
-  reverse_proxy 127.0.0.1:$ORIGIN
-}
-# HTTP/3 (and TLS) for the HTTP/3 scenarios only.
-https://localhost:19133 {
-  tls $DIR/cert.pem $DIR/key.pem
-  reverse_proxy 127.0.0.1:$ORIGIN
-}
-CAD
+caddy_proxy_conf 19131 19133 > "$DIR/Caddyfile"
 start_caddy() { GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >>"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID); }
 start_caddy
 
-for p in 19101 19102 19103 19104 19152 19161 19162 19111 19121 19122 19131 19133 19141 19142 19143; do wait_port $p; done
+for p in 19101 19102 19103 19104 19152 19161 19162 19111 19112 19121 19122 19123 19131 19133 19141 19142 19143 19146 19147; do wait_port $p; done
 sleep 0.5
 
 # Restarts lbd, nginx, HAProxy and Caddy (not the epoll and io_uring-copy lbds, used for L4 only), so that an idle-
@@ -112,7 +101,7 @@ fresh() {
   sleep 0.5
 }
 
-echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_backend auto: the io_uring runtime, L4 copied on readiness; lbd-epoll: the epoll runtime; lbd-uring: io_uring's own L4 reads and writes), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2); floor: lb-bench floor (2 threads), the least proxy on tokio for the HTTP/1.1 and HTTP/2-over-TLS scenarios, a yardstick and not a balancer. CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS scenarios use one ECDSA P-256 certificate for every balancer (Caddy is left out of them, except HTTP/3: nginx 1.22 and HAProxy 2.6 from Debian do not serve it). HTTP/3 load: lb-bench with quinn 0.11 or quiche 0.30 as the client stack.\"}" >> "$RAW"
+echo "{\"kind\":\"meta\",\"note\":\"One run of bench/compare.sh $QUICK on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%FT%TZ). Origin: lb-bench origin (1 thread). Balancers: lbd $($LBD --version | awk '{print $2}') (2 workers; io_backend auto: the io_uring runtime, L4 copied on readiness; lbd-epoll: the epoll runtime; lbd-uring: io_uring's own L4 reads and writes), nginx $(nginx -v 2>&1 | sed 's|.*/||') (2 workers), HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (2 threads), Caddy $(caddy version | awk '{print $1}') (GOMAXPROCS=2); floor: lb-bench floor (2 threads), the least proxy on tokio for the HTTP/1.1 and HTTP/2-over-TLS scenarios, a yardstick and not a balancer. Every balancer (and the floor) sends the origin the same request: Host as received, plus the headers lbd adds by default, X-Forwarded-For (client appended), X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id (kept or made); nginx-bare and haproxy-bare are those peers as they come, without them (less work than lbd does), for reference and never the best peer. CPU is each balancer's own utime+stime from /proc (with child processes), read before and after the measured run. TLS scenarios use one ECDSA P-256 certificate for every balancer (Caddy is left out of them, except HTTP/3: nginx 1.22 and HAProxy 2.6 from Debian do not serve it). HTTP/3 load: lb-bench with quinn 0.11 or quiche 0.30 as the client stack.\"}" >> "$RAW"
 
 load() { # scenario label port pid args...
   local scenario=$1 label=$2 port=$3 pid=$4; shift 4
@@ -156,7 +145,7 @@ for b in "lbd 19141 $LBD_PID" "caddy 19133 $CADDY_PID"; do
 done
 echo "== HTTP/1.1 keep-alive, closed loop, 64 connections ($ROUNDS rounds; Caddy, at a fifth of the others' rate, once)"
 for r in $(seq "$ROUNDS"); do
-  peers=("lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "floor 19161 $FLOOR_PID")
+  peers=("lbd 19101 $LBD_PID" "nginx 19111 $NGINX_PID" "haproxy 19121 $HAPROXY_PID" "floor 19161 $FLOOR_PID" "nginx-bare 19112 $NGINXB_PID" "haproxy-bare 19123 $HAPROXYB_PID")
   [ "$r" = 1 ] && peers+=("caddy 19131 $CADDY_PID")
   for b in "${peers[@]}"; do
     set -- $b; load "HTTP/1.1 keep-alive (64 conns, closed loop)" "$1" "$2" "$3" -c 64 -n "$N"
@@ -175,7 +164,7 @@ done
 
 echo "== HTTP/2 over TLS, 16 connections x 32 streams ($ROUNDS rounds)"
 for r in $(seq "$ROUNDS"); do
-  for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID" "floor 19162 $FLOORTLS_PID"; do
+  for b in "lbd 19141 $LBD_PID" "nginx 19142 $NGINX_PID" "haproxy 19143 $HAPROXY_PID" "floor 19162 $FLOORTLS_PID" "nginx-bare 19146 $NGINXB_PID" "haproxy-bare 19147 $HAPROXYB_PID"; do
     set -- $b; SCHEME=https load "HTTP/2 over TLS (16 conns x 32 streams)" "$1" "$2" "$3" --h2 -c 16 -m 32 -n $((N / 2))
   done
 done

@@ -56,14 +56,28 @@ TOML
 }
 
 # The peers, configured as lbd_conf's lbd is: two workers, keep-alive to $ORIGIN, the certificate
-# in $DIR (HAProxy's as $DIR/haproxy.pem, key appended).
-nginx_proxy_conf() { # $1 http port, $2 https (HTTP/2) port
+# in $DIR (HAProxy's as $DIR/haproxy.pem, key appended), and the same request reaching the origin:
+# Host as the client sent it, then the forwarding headers lbd adds to every request by default
+# (X-Forwarded-For with the client appended, X-Forwarded-Proto, X-Forwarded-Host, and
+# X-Request-Id, the client's kept or else a fresh one), written the way each peer's operators
+# write them. A last argument `bare` leaves them out, which is each peer's own default: less work
+# per request than lbd does (bench/results/README.md says how much).
+# bench/tests/peers.rs checks what reaches an origin through each.
+nginx_proxy_conf() { # $1 http port, $2 https (HTTP/2) port, [$3 bare]
+  local fwd="
+  map \$http_x_request_id \$lbd_request_id { '' \$request_id; default \$http_x_request_id; }
+  proxy_set_header Host \$http_host;
+  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+  proxy_set_header X-Forwarded-Proto \$scheme;
+  proxy_set_header X-Forwarded-Host \$http_host;
+  proxy_set_header X-Request-Id \$lbd_request_id;"
+  [ "${3:-}" = bare ] && fwd=
   cat <<NGX
 worker_processes 2;
 worker_rlimit_nofile 40000;
 daemon off;
-pid $DIR/nginx.pid;
-error_log $DIR/nginx.err warn;
+pid $DIR/nginx-$1.pid;
+error_log $DIR/nginx-$1.err warn;
 events { worker_connections 20000; }
 http {
   access_log off;
@@ -71,17 +85,27 @@ http {
   keepalive_timeout 3600s;
   client_header_timeout 3600s;
   upstream o { server 127.0.0.1:$ORIGIN; keepalive 256; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection '';$fwd
   server { listen 127.0.0.1:$1;
-    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
+    location / { proxy_pass http://o; } }
   server { listen 127.0.0.1:$2 ssl http2;
     ssl_certificate $DIR/cert.pem; ssl_certificate_key $DIR/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
     http2_max_concurrent_streams 256;
-    location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ''; } }
+    location / { proxy_pass http://o; } }
 }
 NGX
 }
 
-haproxy_proxy_conf() { # $1 http port, $2 https (HTTP/2) port, $3 tcp port
+haproxy_proxy_conf() { # $1 http port, $2 https (HTTP/2) port, $3 tcp port, [$4 bare]
+  local fwd="
+  option forwardfor
+  http-request set-header X-Forwarded-Host %[req.hdr(host)] if { req.hdr(host) -m found }
+  http-request set-header X-Request-Id %[uuid] unless { req.hdr(x-request-id) -m found }"
+  local http="$fwd
+  http-request set-header X-Forwarded-Proto http" https="$fwd
+  http-request set-header X-Forwarded-Proto https"
+  [ "${4:-}" = bare ] && { http=; https=; }
   cat <<HAP
 global
   nbthread 2
@@ -94,13 +118,13 @@ defaults
   timeout http-request 1h
   timeout http-keep-alive 1h
 frontend fe
-  bind 127.0.0.1:$1
+  bind 127.0.0.1:$1$http
   default_backend be
 backend be
   http-reuse always
   server o 127.0.0.1:$ORIGIN
 frontend fe_tls
-  bind 127.0.0.1:$2 ssl crt $DIR/haproxy.pem alpn h2,http/1.1
+  bind 127.0.0.1:$2 ssl crt $DIR/haproxy.pem alpn h2,http/1.1$https
   default_backend be
 frontend fe_tcp
   mode tcp
@@ -110,4 +134,42 @@ backend be_tcp
   mode tcp
   server o 127.0.0.1:$ORIGIN
 HAP
+}
+
+# Caddy, for the HTTP/1.1 and HTTP/3 scenarios, on any Host: its reverse_proxy adds
+# X-Forwarded-For, -Proto and -Host by default, but appends to a client's X-Forwarded-For only
+# from a trusted proxy: every address is one here, as lbd appends for any, and -Proto and -Host
+# are set again so that a client's own are not trusted. The request id is added as elsewhere.
+caddy_proxy_conf() { # $1 http port, $2 https (+HTTP/3) port, on localhost
+  cat <<CAD
+{
+  admin off
+  auto_https disable_redirects
+  servers {
+    protocols h1 h2 h3
+    timeouts {
+      idle 1h
+    }
+  }
+}
+(forward) {
+  @fresh not header X-Request-Id *
+  request_header @fresh X-Request-Id {http.request.uuid}
+  reverse_proxy 127.0.0.1:$ORIGIN {
+    trusted_proxies 0.0.0.0/0 ::/0
+    header_up X-Forwarded-Proto {scheme}
+    header_up X-Forwarded-Host {hostport}
+  }
+}
+http://:$1 {
+  bind 127.0.0.1
+  import forward
+}
+# HTTP/3 (and TLS) for the HTTP/3 scenarios only.
+https://:$2 {
+  bind 127.0.0.1
+  tls $DIR/cert.pem $DIR/key.pem
+  import forward
+}
+CAD
 }

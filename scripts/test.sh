@@ -12,6 +12,9 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+# nginx and Caddy: bench/tests/peers.rs checks the configs the benchmarks run them with.
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 command -v gtlsclient >/dev/null 2>&1 || missing+=(ngtcp2-client)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -22,8 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
-  # The tests start their own HAProxy instances; a packaged service is not needed.
-  $SUDO systemctl stop haproxy >/dev/null 2>&1 || true
+  # The tests start their own HAProxy, nginx and Caddy instances; packaged services are not needed.
+  $SUDO systemctl stop haproxy nginx caddy >/dev/null 2>&1 || true
 fi
 if ! python3 -c 'import aiohttp, grpc, aioquic' >/dev/null 2>&1; then
   python3 -m pip install -q -r tests/requirements.txt || python3 -m pip install -q --break-system-packages -r tests/requirements.txt

@@ -4,7 +4,9 @@
 //!
 //! What it does, per request: read the request head into a reused buffer and parse it with
 //! httparse; write the request line and headers to a pooled backend connection, dropping
-//! `Connection` and adding `X-Forwarded-For`; copy a `Content-Length` body; parse the response
+//! `Connection` and adding the forwarding headers lbd adds by default (`X-Forwarded-For`,
+//! `-Proto`, `-Host`, and `X-Request-Id` unless the client sent one: the request the origin sees
+//! is lbd's and, as bench/lib.sh configures them, the peers'); copy a `Content-Length` body; parse the response
 //! head the same way and copy the response through. No routing, no header maps, no metrics, no
 //! timeouts, no retries. The same shape as lbd's workers: one current-thread runtime per
 //! thread, each with its own `SO_REUSEPORT` listener and its own backend pool.
@@ -132,7 +134,7 @@ fn serve(
             tokio::task::spawn_local(async move {
                 let _ = match tls {
                     Some(tls) => tls_connection(tls, client, peer, backend, pool).await,
-                    None => connection(client, peer, backend, pool).await,
+                    None => connection(client, b"http", peer, backend, pool).await,
                 };
             });
         }
@@ -191,8 +193,64 @@ fn says_close(headers: &[httparse::Header<'_>]) -> bool {
     headers.iter().any(|h| h.name.eq_ignore_ascii_case("connection") && h.value.eq_ignore_ascii_case(b"close"))
 }
 
-/// Parses a request head in `buf`, writing what goes to the backend into `out`.
-fn parse_request(buf: &[u8], out: &mut Vec<u8>, peer: &[u8]) -> Result<Option<Head>, u16> {
+/// Whether a client's header is one [`forwarding`] writes in its place.
+fn replaced(name: &str) -> bool {
+    name.eq_ignore_ascii_case("x-forwarded-proto") || name.eq_ignore_ascii_case("x-forwarded-host")
+}
+
+/// Writes, after the request's own headers, those lbd adds: `X-Forwarded-For` (a line of its
+/// own after any of the client's, which means the same list), `X-Forwarded-Proto`,
+/// `X-Forwarded-Host` (the `Host`, when there is one) and, unless the client sent one, a fresh
+/// `X-Request-Id` (32 hex digits: a per-thread sequence and an xorshift draw, as cheap as lbd's).
+/// Then the blank line.
+fn forwarding(out: &mut Vec<u8>, peer: &[u8], proto: &[u8], host: Option<&[u8]>, has_id: bool) {
+    out.extend_from_slice(b"x-forwarded-for: ");
+    out.extend_from_slice(peer);
+    out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+    out.extend_from_slice(proto);
+    if let Some(host) = host {
+        out.extend_from_slice(b"\r\nx-forwarded-host: ");
+        out.extend_from_slice(host);
+    }
+    if !has_id {
+        out.extend_from_slice(b"\r\nx-request-id: ");
+        let (seq, draw) = next_id();
+        for word in [seq, draw] {
+            for i in (0..16).rev() {
+                out.push(b"0123456789abcdef"[((word >> (4 * i)) & 0xf) as usize]);
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Threads that have made a request id: each one's number goes into its ids, as lbd's worker's.
+static ID_THREADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's number and request sequence, and its xorshift state (seeded from the clock).
+    static IDS: std::cell::Cell<(u64, u64)> = std::cell::Cell::new({
+        let thread = ID_THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        // Truncated: only a seed.
+        (thread << 48, (nanos as u64 ^ thread.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1)
+    });
+}
+
+fn next_id() -> (u64, u64) {
+    IDS.with(|ids| {
+        let (seq, mut x) = ids.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ids.set((seq + 1, x));
+        (seq + 1, x)
+    })
+}
+
+/// Parses a request head in `buf`, writing what goes to the backend into `out` (`proto` is
+/// `http` or `https`, for `X-Forwarded-Proto`).
+fn parse_request(buf: &[u8], out: &mut Vec<u8>, peer: &[u8], proto: &[u8]) -> Result<Option<Head>, u16> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(len) = req.parse(buf).map_err(|_| 400u16)? else { return Ok(None) };
@@ -203,17 +261,21 @@ fn parse_request(buf: &[u8], out: &mut Vec<u8>, peer: &[u8]) -> Result<Option<He
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let (mut host, mut has_id) = (None, false);
     for h in req.headers.iter() {
-        if !h.name.eq_ignore_ascii_case("connection") {
-            out.extend_from_slice(h.name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value);
-            out.extend_from_slice(b"\r\n");
+        if h.name.eq_ignore_ascii_case("host") {
+            host = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("x-request-id") {
+            has_id = true;
+        } else if h.name.eq_ignore_ascii_case("connection") || replaced(h.name) {
+            continue;
         }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    out.extend_from_slice(peer);
-    out.extend_from_slice(b"\r\n\r\n");
+    forwarding(out, peer, proto, host, has_id);
     Ok(Some(Head { len, body, close: version == 0 || says_close(req.headers) }))
 }
 
@@ -280,6 +342,7 @@ async fn reject<C: AsyncWrite + Unpin>(client: &mut C, code: u16) -> io::Result<
 
 async fn connection<C: AsyncRead + AsyncWrite + Unpin>(
     mut client: C,
+    proto: &[u8],
     peer: SocketAddr,
     backend: SocketAddr,
     pool: Pool,
@@ -288,7 +351,7 @@ async fn connection<C: AsyncRead + AsyncWrite + Unpin>(
     let mut buf = Vec::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
     loop {
-        let Some(head) = read_head(&mut client, &mut buf, |b| parse_request(b, &mut out, &peer)).await? else {
+        let Some(head) = read_head(&mut client, &mut buf, |b| parse_request(b, &mut out, &peer, proto)).await? else {
             return Ok(());
         };
         let req = match head {
@@ -328,7 +391,7 @@ async fn tls_connection(
 ) -> io::Result<()> {
     let stream = tls.accept(client).await?;
     if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
-        return connection(stream, peer, backend, pool).await;
+        return connection(stream, b"https", peer, backend, pool).await;
     }
     let mut conn = h2::server::Builder::new()
         .max_concurrent_streams(256)
@@ -374,19 +437,20 @@ async fn h2_stream(
     out.push(b' ');
     out.extend_from_slice(req.uri().path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(req.uri().authority().map_or("", |a| a.as_str()).as_bytes());
+    let host = req.uri().authority().map_or("", |a| a.as_str()).as_bytes();
+    out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");
+    let mut has_id = false;
     for (name, value) in req.headers() {
-        if name != http::header::HOST {
+        has_id |= name.as_str() == "x-request-id";
+        if name != http::header::HOST && !replaced(name.as_str()) {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    out.extend_from_slice(peer);
-    out.extend_from_slice(b"\r\n\r\n");
+    forwarding(&mut out, peer, b"https", Some(host), has_id);
     let head_request = req.method() == http::Method::HEAD;
     let mut be = take(&pool, backend).await?;
     be.stream.write_all(&out).await?;
@@ -427,24 +491,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_request_head_goes_out_without_connection_and_with_the_client_address() {
+    fn a_request_head_goes_out_without_connection_and_with_the_forwarding_headers() {
         let mut out = Vec::new();
         let input = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\nrest";
-        let head = parse_request(input, &mut out, b"127.0.0.9").expect("parses").expect("complete");
+        let head = parse_request(input, &mut out, b"127.0.0.9", b"http").expect("parses").expect("complete");
         assert_eq!(head.len, input.len() - 4);
         assert_eq!((head.body, head.close), (0, false));
-        assert_eq!(out, b"GET /a HTTP/1.1\r\nHost: x\r\nx-forwarded-for: 127.0.0.9\r\n\r\n");
+        let text = String::from_utf8(out.clone()).expect("ascii");
+        let want = "GET /a HTTP/1.1\r\nHost: x\r\nx-forwarded-for: 127.0.0.9\r\nx-forwarded-proto: http\r\nx-forwarded-host: x\r\nx-request-id: ";
+        let id = text.strip_prefix(want).and_then(|t| t.strip_suffix("\r\n\r\n")).unwrap_or_else(|| panic!("{text:?}"));
+        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id:?}");
+        // The next request gets another id.
+        parse_request(input, &mut out, b"127.0.0.9", b"http").expect("parses").expect("complete");
+        assert!(!String::from_utf8(out).expect("ascii").contains(id));
+    }
+
+    #[test]
+    fn a_client_keeps_its_request_id_and_loses_its_own_proto_and_host_claims() {
+        let mut out = Vec::new();
+        let input = b"GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n";
+        parse_request(input, &mut out, b"127.0.0.9", b"http").expect("parses").expect("complete");
+        assert_eq!(
+            String::from_utf8(out).expect("ascii"),
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 127.0.0.9\r\nx-forwarded-proto: http\r\nx-forwarded-host: x\r\n\r\n"
+        );
     }
 
     #[test]
     fn framing_it_cannot_forward_is_refused() {
         let mut out = Vec::new();
-        let chunked = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &mut out, b"x");
+        let chunked = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &mut out, b"x", b"http");
         assert_eq!(chunked.err(), Some(501));
-        let two = parse_request(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &mut out, b"x");
+        let two = parse_request(
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            &mut out,
+            b"x",
+            b"http",
+        );
         assert_eq!(two.err(), Some(400));
         assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n\r\n", false, |_, _| ()).err(), Some(502));
-        assert!(parse_request(b"GET / HTTP/1.1\r\nHost", &mut out, b"x").expect("parses").is_none());
+        assert!(parse_request(b"GET / HTTP/1.1\r\nHost", &mut out, b"x", b"http").expect("parses").is_none());
     }
 
     #[test]

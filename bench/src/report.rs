@@ -19,9 +19,14 @@ fn text<'a>(v: &'a Value, k: &str) -> &'a str {
 /// a proxy on tokio pays per request), never the best peer.
 const FLOOR: &str = "floor";
 
+/// The suffix of the rows of a peer run as it comes, without the forwarding headers and request
+/// id that lbd adds to every request and the other peers are configured to add: less work per
+/// request than lbd does, so shown for reference and never the best peer.
+const BARE: &str = "-bare";
+
 /// Whether a row's balancer is a peer lbd is compared with.
 fn is_peer(label: &str) -> bool {
-    !label.starts_with("lbd") && label != FLOOR
+    !label.starts_with("lbd") && label != FLOOR && !label.ends_with(BARE)
 }
 
 /// One row per balancer: a balancer measured in several rounds of a load scenario gets its
@@ -126,6 +131,9 @@ pub(crate) fn write(input: &Path, out: &Path) -> Result<(), String> {
             if let Some(floor) = loads.iter().find(|r| text(r, "label") == FLOOR) {
                 let _ = writeln!(md, "\n{}", floor_line(&loads, floor));
             }
+            if let Some(line) = bare_line(&loads) {
+                let _ = writeln!(md, "\n{line}");
+            }
             md.push('\n');
             cpu_chart.push((scenario.clone(), cpu));
             lat_chart.push((scenario.clone(), lat));
@@ -204,6 +212,28 @@ fn floor_line(loads: &[&Value], floor: &Value) -> String {
     s
 }
 
+/// What the bare rows say, when there are any: lbd against the best of them, the ratio a
+/// comparison with peers doing less than lbd would give.
+fn bare_line(loads: &[&Value]) -> Option<String> {
+    let best = loads
+        .iter()
+        .filter(|r| text(r, "label").ends_with(BARE) && num(r, "cpu_us_per_req") > 0.0)
+        .min_by(|a, b| num(a, "cpu_us_per_req").total_cmp(&num(b, "cpu_us_per_req")))?;
+    let mut s = String::from(
+        "Rows ending in `-bare` are peers as they come, without the forwarding headers and request id that lbd and the other rows send the origin: less work per request than lbd does, so shown for reference and never the best peer.",
+    );
+    if let Some(lbd) = loads.iter().find(|r| text(r, "label") == "lbd") {
+        let _ = write!(
+            s,
+            " lbd ÷ the best of them ({}, {:.2} µs): {:.2}.",
+            text(best, "label"),
+            num(best, "cpu_us_per_req"),
+            num(lbd, "cpu_us_per_req") / num(best, "cpu_us_per_req")
+        );
+    }
+    Some(s)
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -237,6 +267,8 @@ pub(crate) fn bar_chart(title: &str, groups: &[(String, Vec<(String, f64)>)]) ->
                 "#d9480f"
             } else if label.starts_with(FLOOR) {
                 "#adb5bd"
+            } else if label.ends_with(BARE) {
+                "#bac8ff"
             } else {
                 "#5c7cfa"
             };
@@ -327,6 +359,29 @@ mod tests {
         assert!(md.contains("| nginx | 1000 | 0 | 85 | 0 | 1 | 1 | 8.50 |"), "{md}");
         assert_eq!(md.matches("| lbd |").count(), 1, "{md}");
         assert!(md.contains("in run order: lbd 9.00 / 8.50 / 9.50; nginx 8.00 / 9.50 / 8.50."), "{md}");
+    }
+
+    #[test]
+    fn a_bare_peer_is_never_the_best_peer_and_lbd_is_also_given_against_it() {
+        let lines = [
+            load_line("lbd", 9.0, 3.0, 1),
+            load_line("nginx", 10.0, 3.5, 1),
+            load_line("nginx-bare", 8.0, 2.5, 1),
+            load_line("haproxy-bare", 8.5, 3.0, 1),
+        ];
+        let md = report_of("bare", &lines);
+        // The ratio is against nginx, the only peer doing what lbd does; the bare rows get theirs
+        // against it too.
+        assert!(md.contains("| lbd | 1000 | 0 | 1 | 0 | 1 | 1 | 9.00 | 3.00 + 6.00 | 0.0090 | 0.0 | 0.90 |"), "{md}");
+        assert!(
+            md.contains("| nginx-bare | 1000 | 0 | 1 | 0 | 1 | 1 | 8.00 | 2.50 + 5.50 | 0.0080 | 0.0 | 0.80 |"),
+            "{md}"
+        );
+        assert!(md.contains("| nginx | 1000 | 0 | 1 | 0 | 1 | 1 | 10.00 | 3.50 + 6.50 | 0.0100 | 0.0 | — |"), "{md}");
+        assert!(md.contains("lbd ÷ the best of them (nginx-bare, 8.00 µs): 1.12."), "{md}");
+        // Without bare rows, no such line.
+        let md = report_of("nobare", &lines[..2]);
+        assert!(!md.contains("-bare"), "{md}");
     }
 
     #[test]

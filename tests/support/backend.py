@@ -5,7 +5,7 @@ Every response names the backend (body line and X-Backend header), so tests can 
 balancer sent each request.
 
   /              -> "<name>\n"
-  /headers       -> request headers as JSON
+  /headers       -> request headers as JSON (repeated ones joined with ", ")
   /slow?ms=N     -> waits N ms, then "<name>\n"
   /status/N      -> status N
   /big?bytes=N   -> N bytes streamed in 64 KiB chunks (byte i = i % 251)
@@ -48,7 +48,12 @@ def make_app(name, fail, unhealthy):
             return hdr(web.Response(status=500, text=f"{name} failing\n"))
         path = request.path
         if path == "/headers":
-            return hdr(web.json_response({k.lower(): v for k, v in request.headers.items()}))
+            # Repeated fields joined with ", ", as a recipient may combine them (RFC 9110 §5.3).
+            seen = {}
+            for k, v in request.headers.items():
+                k = k.lower()
+                seen[k] = f"{seen[k]}, {v}" if k in seen else v
+            return hdr(web.json_response(seen))
         if path == "/slow":
             await asyncio.sleep(int(request.query.get("ms", "1000")) / 1000)
             return hdr(web.Response(text=f"{name}\n"))
