@@ -204,6 +204,48 @@ fn an_http2_connection_going_idle_between_requests_carries_each_one_intact() {
     }
 }
 
+/// HTTP/2 bodies under a client's flow control: 3 MB streamed through windows of 64 KiB (stream
+/// and connection, nghttp's `-w 16 -W 16`) arrive whole and in order, and so does an upload of
+/// unknown length (no `Content-Length`: curl reading its standard input). lbd's own answers carry
+/// `Date`, as the backend's do.
+#[test]
+fn http2_bodies_follow_flow_control_and_lbds_own_answers_carry_a_date() {
+    require("nghttp");
+    require("sha256sum");
+    let (a, _lbd, port, _) = start("h2-flow");
+    let url = |path: &str| format!("https://127.0.0.1:{port}{path}");
+    let out = Command::new("nghttp")
+        .args(["-w", "16", "-W", "16", "-t", "20", &url("/big?bytes=3000000")])
+        .output()
+        .expect("nghttp");
+    let body = out.stdout;
+    assert_eq!(body.len(), 3_000_000, "{}", String::from_utf8_lossy(&out.stderr));
+    let wrong = body.iter().enumerate().position(|(i, b)| usize::from(*b) != i % 251);
+    assert_eq!(wrong, None, "the body differs from the backend's pattern at that byte");
+
+    let dir = scratch("h2-flow-upload");
+    let upload = dir.join("upload.bin");
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    std::fs::write(&upload, &data).expect("write upload");
+    let sha = Command::new("sha256sum").arg(&upload).output().expect("sha256sum");
+    let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    let file = std::fs::File::open(&upload).expect("open upload");
+    let out = Command::new("curl")
+        .args(["-sk", "--http2", "--max-time", "20", "-X", "POST", "-T", "-", &url("/upload")])
+        .stdin(file)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("\"sha256\": \"{sha}\", \"bytes\": 1500000")), "{text}");
+
+    let (head, _) = curl(&["-sk", "--http2", "-D", "-", "-o", "/dev/null", &url("/")]);
+    assert!(head.contains("\ndate: "), "the backend's answer: {head}");
+    drop(a);
+    let (head, _) = curl(&["-sk", "--http2", "-D", "-", "-o", "/dev/null", &url("/")]);
+    assert!(head.starts_with("HTTP/2 50"), "lbd's own answer with the backend gone: {head}");
+    assert!(head.contains("\ndate: ") && head.contains("\ncontent-length: "), "{head}");
+}
+
 /// The first `n` characters of `s` (for assertion messages; slicing bytes could split a
 /// character and panic).
 fn clip(s: &str, n: usize) -> String {
@@ -546,42 +588,57 @@ fn upstream_tls_verifies_the_backend_and_can_present_a_client_certificate() {
     assert!(status == 502, "a backend requiring a client certificate refused lbd without one: {status}");
 }
 
-#[test]
-fn grpc_end_to_end_over_http2_with_trailers_and_proxy_errors() {
-    require("python3");
-    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/grpc_peer.py");
-    let gport = free_port();
-    let child = Command::new("python3")
-        .arg(&peer)
-        .args(["server", "--port", &gport.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("grpc server (pip install grpcio)");
-    let _server = Proc { child };
-    assert!(
-        wait_until(std::time::Duration::from_secs(10), || port_open(gport)),
-        "gRPC server did not start (is grpcio installed?)"
-    );
-    let (admin, port) = (free_port(), free_port());
-    let dir = scratch("grpc");
-    make_cert(&dir, "a", "ec", &["a.test"]);
-    let cfg = format!(
-        "workers = 2\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\
-         [[listeners]]\nname = \"grpc\"\nkind = \"https\"\nbind = \"127.0.0.1:{port}\"\n\
-         [listeners.tls]\ncertificates = [{{ cert = \"a.crt\", key = \"a.key\" }}]\n\
-         [[listeners.routes]]\npath_prefix = \"/lbd.test.Echo/\"\ncluster = \"echo\"\n\
-         [[listeners.routes]]\npath_prefix = \"/dead.Service/\"\ncluster = \"dead\"\n\
-         [[clusters]]\nname = \"echo\"\nprotocol = \"http2\"\nendpoints = [\"127.0.0.1:{gport}\"]\n\
-         [[clusters]]\nname = \"dead\"\nprotocol = \"http2\"\nretries = 0\nendpoints = [\"127.0.0.1:{}\"]\n",
-        free_port()
-    );
-    let names = ["a.crt", "a.key"];
-    let lbd = Lbd::start_with_copies("grpc", admin, &cfg, &dir, &names);
-    let ca = dir.join("a.crt").display().to_string();
-    let client = |extra: &[&str]| {
-        let out = Command::new("python3")
+/// A gRPC server (tests/support/grpc_peer.py, with `server_args`) behind lbd over HTTP/2 with
+/// TLS: `/lbd.test.Echo/` goes to it, `/dead.Service/` to a port nobody listens on.
+struct Grpc {
+    _server: Proc,
+    lbd: Lbd,
+    port: u16,
+    ca: String,
+    peer: std::path::PathBuf,
+}
+
+impl Grpc {
+    fn start(name: &str, server_args: &[&str]) -> Self {
+        require("python3");
+        let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/grpc_peer.py");
+        let gport = free_port();
+        let child = Command::new("python3")
             .arg(&peer)
-            .args(["client", "--target", &format!("127.0.0.1:{port}"), "--ca", &ca, "--name", "a.test"])
+            .args(["server", "--port", &gport.to_string()])
+            .args(server_args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("grpc server (pip install grpcio)");
+        let server = Proc { child };
+        assert!(
+            wait_until(std::time::Duration::from_secs(10), || port_open(gport)),
+            "gRPC server did not start (is grpcio installed?)"
+        );
+        let (admin, port) = (free_port(), free_port());
+        let dir = scratch(name);
+        make_cert(&dir, "a", "ec", &["a.test"]);
+        let cfg = format!(
+            "workers = 2\n[admin]\nbind = \"127.0.0.1:{admin}\"\n[access_log]\npath = \"off\"\n\
+             [[listeners]]\nname = \"grpc\"\nkind = \"https\"\nbind = \"127.0.0.1:{port}\"\n\
+             [listeners.tls]\ncertificates = [{{ cert = \"a.crt\", key = \"a.key\" }}]\n\
+             [[listeners.routes]]\npath_prefix = \"/lbd.test.Echo/\"\ncluster = \"echo\"\n\
+             [[listeners.routes]]\npath_prefix = \"/dead.Service/\"\ncluster = \"dead\"\n\
+             [[clusters]]\nname = \"echo\"\nprotocol = \"http2\"\nendpoints = [\"127.0.0.1:{gport}\"]\n\
+             [[clusters]]\nname = \"dead\"\nprotocol = \"http2\"\nretries = 0\nendpoints = [\"127.0.0.1:{}\"]\n",
+            free_port()
+        );
+        let names = ["a.crt", "a.key"];
+        let lbd = Lbd::start_with_copies(name, admin, &cfg, &dir, &names);
+        let ca = dir.join("a.crt").display().to_string();
+        Self { _server: server, lbd, port, ca, peer }
+    }
+
+    /// Runs the gRPC client through lbd: whether it succeeded, and what it printed.
+    fn client(&self, extra: &[&str]) -> (bool, String) {
+        let out = Command::new("python3")
+            .arg(&self.peer)
+            .args(["client", "--target", &format!("127.0.0.1:{}", self.port), "--ca", &self.ca, "--name", "a.test"])
             .args(extra)
             .output()
             .expect("grpc client");
@@ -589,8 +646,13 @@ fn grpc_end_to_end_over_http2_with_trailers_and_proxy_errors() {
             out.status.success(),
             format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
         )
-    };
-    let (ok, text) = client(&[]);
+    }
+}
+
+#[test]
+fn grpc_end_to_end_over_http2_with_trailers_and_proxy_errors() {
+    let grpc = Grpc::start("grpc", &[]);
+    let (ok, text) = grpc.client(&[]);
     assert!(ok, "{text}");
     assert!(text.contains("unary: echo:hello"), "{text}");
     assert!(text.contains("stream: part-0,part-1,part-2,part-3,part-4"), "{text}");
@@ -598,10 +660,27 @@ fn grpc_end_to_end_over_http2_with_trailers_and_proxy_errors() {
         text.contains("fail: NOT_FOUND nothing here"),
         "the backend's grpc-status trailer must reach the client: {text}"
     );
-    let (ok, text) = client(&["--dead"]);
+    let (ok, text) = grpc.client(&["--dead"]);
     assert!(ok && text.contains("dead: UNAVAILABLE"), "{text}");
     // One multiplexed upstream connection per worker at most, however many calls.
-    assert!(lbd.metric("lbd_upstream_connections_total", &[]) <= 3.0, "{}", lbd.metrics());
+    assert!(grpc.lbd.metric("lbd_upstream_connections_total", &[]) <= 3.0, "{}", grpc.lbd.metrics());
+}
+
+/// A client that resets its HTTP/2 stream (a gRPC call cancelled, no deadline sent) ends the
+/// request upstream too: the backend sees its call cancelled within moments, not after the
+/// 10 s it would take to answer; the client's connection goes on serving.
+#[test]
+fn a_client_resetting_an_http2_stream_cancels_its_request_upstream() {
+    let dir = scratch("grpc-cancel-mark");
+    let mark = dir.join("cancelled");
+    let grpc = Grpc::start("grpc-cancel", &["--cancelled-file", &mark.display().to_string()]);
+    let (ok, text) = grpc.client(&["--cancel"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("hang: cancelled") && text.contains("unary: echo:after"), "{text}");
+    assert!(
+        wait_until(Duration::from_secs(3), || std::fs::read_to_string(&mark).is_ok_and(|s| s == "cancelled")),
+        "the backend's call was not cancelled: {text}"
+    );
 }
 
 #[test]

@@ -202,8 +202,10 @@ pub type LocalBody = Pin<Box<dyn Body<Data = Bytes, Error = BoxError>>>;
 
 /// A request body on its way to a backend: from hyper (HTTP/1.1, HTTP/2) or from another stack.
 pub enum RequestBody {
-    /// HTTP/1.1 or HTTP/2 from hyper.
+    /// HTTP/1.1 from hyper.
     Hyper(Incoming),
+    /// A client's HTTP/2 stream.
+    H2(super::h2server::H2Body),
     /// HTTP/3 (or any other stack).
     Local(LocalBody),
 }
@@ -212,6 +214,7 @@ impl std::fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Hyper(b) => b.fmt(f),
+            Self::H2(b) => b.fmt(f),
             Self::Local(_) => f.write_str("RequestBody::Local"),
         }
     }
@@ -224,6 +227,7 @@ impl Body for RequestBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Self::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Self::H2(b) => Pin::new(b).poll_frame(cx),
             Self::Local(b) => b.as_mut().poll_frame(cx),
         }
     }
@@ -231,6 +235,7 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Hyper(b) => b.is_end_stream(),
+            Self::H2(b) => b.is_end_stream(),
             Self::Local(b) => b.is_end_stream(),
         }
     }
@@ -238,6 +243,7 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Hyper(b) => b.size_hint(),
+            Self::H2(b) => b.size_hint(),
             Self::Local(b) => b.size_hint(),
         }
     }

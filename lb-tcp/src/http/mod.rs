@@ -1,4 +1,5 @@
-//! The HTTP reverse proxy: [`server`] runs a client connection, [`proxy`] takes each request
+//! The HTTP reverse proxy: [`server`] runs a client connection (HTTP/1.1 on hyper's server,
+//! HTTP/2 on h2 through [`h2server`]), [`proxy`] takes each request
 //! to a backend, over lbd's own HTTP/1.1 [`client`] or hyper's HTTP/2 one, [`body`] streams the
 //! answer back and releases the upstream connection, [`headers`] applies the proxy header rules,
 //! [`error`] maps failures to statuses.
@@ -6,12 +7,12 @@
 pub mod body;
 pub mod client;
 pub mod error;
+pub mod h2server;
 pub mod headers;
 pub mod proxy;
 pub mod server;
 
-/// Runs hyper's HTTP/2 tasks (server streams, client connections) on this worker: they need not
-/// be `Send`.
+/// Runs hyper's HTTP/2 client connections' tasks on this worker: they need not be `Send`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LocalExec;
 

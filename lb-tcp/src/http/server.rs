@@ -1,5 +1,6 @@
-//! A downstream HTTP/1.1 connection: hyper's server with lbd's limits, closed when idle, and
-//! shut down gracefully (in-flight request finishes, then close) on drain or listener removal.
+//! A downstream connection: HTTP/1.1 on hyper's server, HTTP/2 on [`H2Server`] (h2 directly),
+//! with lbd's limits, closed when idle, and shut down gracefully (in-flight requests finish,
+//! then close) on drain or listener removal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,11 +10,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
-use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use super::h2server::H2Server;
 use super::proxy::{handle, ConnInfo};
 use crate::accept::ListenerHandle;
 use crate::activity::{Activity, Counted, Expired, Reads};
@@ -103,8 +105,9 @@ async fn tls_ready(
     Some(tls)
 }
 
-/// What the drive loop needs of a hyper server connection.
-trait Graceful: std::future::Future<Output = hyper::Result<()>> {
+/// What the drive loop needs of a server connection.
+trait Graceful: std::future::Future<Output = Result<(), Self::Error>> {
+    type Error: std::fmt::Display;
     fn shutdown(self: std::pin::Pin<&mut Self>);
 }
 
@@ -116,22 +119,18 @@ where
     S::ResBody: 'static,
     <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    type Error = hyper::Error;
+
     fn shutdown(self: std::pin::Pin<&mut Self>) {
         self.graceful_shutdown();
     }
 }
 
-impl<I, S, E> Graceful for http2::Connection<I, S, E>
-where
-    Self: std::future::Future<Output = hyper::Result<()>>,
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    S::ResBody: hyper::body::Body + 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
-{
+impl<I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static> Graceful for H2Server<I> {
+    type Error = h2::Error;
+
     fn shutdown(self: std::pin::Pin<&mut Self>) {
-        self.graceful_shutdown();
+        self.get_mut().graceful_shutdown();
     }
 }
 
@@ -350,53 +349,32 @@ where
             .with_alt_svc(local.and_then(|l| listener.alt_svc(l.port())))
             .with_local(local),
     );
-    let svc_ctx = ctx.clone();
-    // Boxed: hyper runs each stream as a task of its own, and moves the stream's future several
-    // times on the way (spawn, the task cell, its stages); a pointer moves cheaper than the
-    // multi-KB request future (callgrind: memcpy was 15% of lbd's instructions here).
-    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        Box::pin(handle(svc_ctx.clone(), info.clone(), req.map(RequestBody::Hyper)))
-    });
-    let conn = http2::Builder::new(super::LocalExec)
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
+    let mut h2 = h2::server::Builder::new();
+    h2.max_concurrent_streams(256)
         // Flow control: 1 MiB per stream and 4 MiB per connection bound what one client can make
         // this worker buffer, while leaving room for a fast upload per stream.
-        .initial_stream_window_size(1 << 20)
+        .initial_window_size(1 << 20)
         .initial_connection_window_size(4 << 20)
         .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX))
         // Rapid reset (CVE-2023-44487): cap streams a client may open and reset before they are
         // accepted, and streams that end in errors this side sends; past either, GOAWAY.
-        .max_pending_accept_reset_streams(Some(64))
-        .max_local_error_reset_streams(Some(256))
-        .serve_connection(TokioIo::new(io), svc);
+        .max_pending_accept_reset_streams(64)
+        .max_local_error_reset_streams(Some(256));
+    let conn = H2Server::new(h2.handshake(io), ctx.clone(), info);
     drive(ctx, listener, activity, limits.idle_timeout, None, peer, Box::pin(conn))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
-
     use super::*;
-    use crate::http::body::ProxyBody;
 
-    /// hyper's HTTP/2 connection state, boxed once per connection for its whole life, fits
-    /// jemalloc's 1 KiB class. It was 1,152 bytes here (1,144 over lbd's TLS stream; the 1.25 KiB
-    /// class) before the h2 patch boxed the SETTINGS frames waiting for an ACK and dropped the
-    /// connection's tracing span.
+    /// An HTTP/2 connection's state, boxed once per connection for its whole life, fits
+    /// jemalloc's 1 KiB class, as hyper's did (1,152 bytes, the 1.25 KiB class, before the h2
+    /// patch boxed the SETTINGS frames waiting for an ACK and dropped the connection's tracing
+    /// span).
     #[test]
     fn an_http2_connection_state_fits_in_1_kib() {
-        let (io, _peer) = tokio::io::duplex(64);
-        // The service captures what `run_h2`'s does: two `Rc`s.
-        let (a, b) = (Rc::new(()), Rc::new(()));
-        let svc = hyper::service::service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
-            let _ = (&a, &b);
-            std::future::ready(Ok::<_, Infallible>(hyper::Response::new(ProxyBody::empty())))
-        });
-        let conn = http2::Builder::new(super::super::LocalExec)
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(io), svc);
-        let size = std::mem::size_of_val(&conn);
+        let size = std::mem::size_of::<H2Server<Box<TlsStream>>>();
         assert!(size <= 1024, "an HTTP/2 connection's state is {size} bytes");
     }
 }
