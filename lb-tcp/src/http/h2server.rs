@@ -161,16 +161,14 @@ impl<F: Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>>> 
 /// Sends the response head; what the task does next.
 fn answer<F>(resp: Response<ProxyBody>, respond: &mut SendResponse<Bytes>) -> StreamTask<F> {
     let (mut head, body) = resp.into_parts();
-    drop_connection_headers(&mut head.headers);
-    if !head.headers.contains_key(header::DATE) {
+    let (has_date, has_length) = scan_head(&mut head.headers);
+    if !has_date {
         head.headers.insert(header::DATE, date());
     }
     let eos = body.is_end_stream();
-    if !eos {
+    if !eos && !has_length {
         if let Some(len) = body.size_hint().exact() {
-            if !head.headers.contains_key(header::CONTENT_LENGTH) {
-                head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            }
+            head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
     }
     match respond.send_response(Response::from_parts(head, ()), eos) {
@@ -263,18 +261,26 @@ fn reason_of(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Reason {
     Reason::INTERNAL_ERROR
 }
 
-/// Removes what HTTP/2 forbids in a response (RFC 9113 §8.2.2), which h2 would refuse to send.
-/// The proxy strips these from what backends send, so only lbd's own answers may have one
-/// (`Connection: close` on a 431); one pass over the names finds none in the common case.
-fn drop_connection_headers(headers: &mut HeaderMap) {
-    let forbidden = |name: &str| {
-        matches!(name, "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te")
-    };
-    if headers.keys().any(|n| forbidden(n.as_str())) {
-        for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"] {
+/// One pass over a response head's names: whether it has `Date` and `Content-Length`; and what
+/// HTTP/2 forbids in it (RFC 9113 §8.2.2), which h2 would refuse to send, is removed. The proxy
+/// strips those from what backends send, so only lbd's own answers may have one (`Connection:
+/// close` on a 431).
+fn scan_head(headers: &mut HeaderMap) -> (bool, bool) {
+    const FORBIDDEN: [&str; 6] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
+    let (mut date, mut length, mut forbidden) = (false, false, false);
+    for name in headers.keys() {
+        match name.as_str() {
+            "date" => date = true,
+            "content-length" => length = true,
+            n => forbidden |= FORBIDDEN.contains(&n),
+        }
+    }
+    if forbidden {
+        for name in FORBIDDEN {
             headers.remove(name);
         }
     }
+    (date, length)
 }
 
 /// `Date` for a response without one (lbd's own), as hyper's servers add it: formatted once a
@@ -358,5 +364,28 @@ impl Body for H2Body {
 
     fn size_hint(&self) -> SizeHint {
         self.left.map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::{self, HeaderMap, HeaderValue};
+
+    #[test]
+    fn a_response_head_is_scanned_once_and_loses_what_http2_forbids() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("6"));
+        h.insert(header::SERVER, HeaderValue::from_static("x"));
+        assert_eq!(super::scan_head(&mut h), (false, true));
+        assert_eq!(h.len(), 2, "nothing removed from a clean head");
+        h.insert(header::DATE, HeaderValue::from_static("Tue, 01 Dec 2026 20:00:00 GMT"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        assert_eq!(super::scan_head(&mut h), (true, true));
+        let mut left: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "date", "server"]);
     }
 }

@@ -78,17 +78,17 @@ impl Send {
     }
 
     fn check_headers(fields: &http::HeaderMap) -> Result<(), UserError> {
-        // 8.1.2.2. Connection-Specific Header Fields
-        if fields.contains_key(http::header::CONNECTION)
-            || fields.contains_key(http::header::TRANSFER_ENCODING)
-            || fields.contains_key(http::header::UPGRADE)
-            || fields.contains_key("keep-alive")
-            || fields.contains_key("proxy-connection")
-        {
-            tracing::debug!("illegal connection-specific headers found");
-            return Err(UserError::MalformedHeaders);
-        } else if let Some(te) = fields.get(http::header::TE) {
-            if te != "trailers" {
+        // 8.1.2.2. Connection-Specific Header Fields. One pass over the names (lbd patch): five
+        // lookups hashed each name again for every message (2% of the instructions of an HTTP/2
+        // request in lbd). A `TE` field other than `trailers` is refused wherever it is, not
+        // only as the first `TE`.
+        for (name, value) in fields {
+            let illegal = match name.as_str() {
+                "connection" | "transfer-encoding" | "upgrade" | "keep-alive" | "proxy-connection" => true,
+                "te" => value != "trailers",
+                _ => false,
+            };
+            if illegal {
                 tracing::debug!("illegal connection-specific headers found");
                 return Err(UserError::MalformedHeaders);
             }
