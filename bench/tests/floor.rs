@@ -1,35 +1,15 @@
 //! `lb-bench floor` in front of `lb-bench origin`, driven by curl and by `lb-bench load`: the
 //! yardstick must proxy what the scenario sends, and refuse what it does not forward.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lb-bench");
+use std::process::{Command, Stdio};
 
-/// A child process stopped by its own PID when dropped.
-struct Proc(Child);
+use support::{free_ports, start_in, Proc, BIN};
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
+/// Starts lb-bench with `args` and waits until `port` accepts.
 fn start(args: &[&str], port: u16) -> Proc {
-    let child = Command::new(BIN).args(args).stderr(Stdio::null()).spawn().expect("lb-bench starts");
-    let p = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} did not open: {args:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p
+    start_in(std::path::Path::new("."), BIN, args, &[port])
 }
 
 fn curl(args: &[&str]) -> String {
@@ -43,7 +23,8 @@ fn curl(args: &[&str]) -> String {
 
 #[test]
 fn the_floor_proxies_keep_alive_requests_and_refuses_what_it_cannot_forward() {
-    let (o, f) = (free_port(), free_port());
+    let ports = free_ports(2);
+    let (o, f) = (ports[0], ports[1]);
     let _origin = start(&["origin", "--listen", &format!("127.0.0.1:{o}")], o);
     let _floor = start(&["floor", "--listen", &format!("127.0.0.1:{f}"), "--backend", &format!("127.0.0.1:{o}")], f);
     let url = format!("http://127.0.0.1:{f}");
@@ -82,7 +63,8 @@ fn over_tls_the_floor_speaks_http2_or_http1_as_alpn_says() {
         .status()
         .expect("openssl is needed by this test (apt-get install openssl)");
     assert!(made.success());
-    let (o, f) = (free_port(), free_port());
+    let ports = free_ports(2);
+    let (o, f) = (ports[0], ports[1]);
     let _origin = start(&["origin", "--listen", &format!("127.0.0.1:{o}")], o);
     let (cert_s, key_s) = (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
     let _floor = start(
