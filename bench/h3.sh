@@ -41,22 +41,9 @@ name = "origin"
 endpoints = ["127.0.0.1:19400"]
 pool_size = 512
 TOML
-cat > "$DIR/Caddyfile" <<CAD
-{
-  admin off
-  auto_https disable_redirects
-  servers {
-    protocols h1 h2 h3
-    timeouts {
-      idle 1h
-    }
-  }
-}
-https://localhost:19411 {
-  tls $DIR/cert.pem $DIR/key.pem
-  reverse_proxy 127.0.0.1:19400
-}
-CAD
+# Caddy as compare.sh runs it (bench/lib.sh: the same forwarding headers as lbd's); its plain
+# HTTP site (19412) is not used here.
+ORIGIN=19400 caddy_proxy_conf 19412 19411 > "$DIR/Caddyfile"
 ./target/release/lbd run --config "$DIR/lbd.toml" 2>"$DIR/lbd.log" & LBD_PID=$!; PIDS+=($LBD_PID)
 GOMAXPROCS=2 caddy run --config "$DIR/Caddyfile" --adapter caddyfile >"$DIR/caddy.log" 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID)
 for p in 19400 19401 19411; do wait_port $p; done
