@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs upstream's own unit tests of the patched crates here against the patched source: quinn-proto
-# (313 and the patch's 3), quinn (22, 3 ignored), h3 (227 and the patch's 3; they run HTTP/3 over
+# (313 and the patch's 3), quinn (22, 3 ignored), h3 (227 and the patch's 4; they run HTTP/3 over
 # the patched quinn). The copies in this folder drop their dev-dependencies so the workspace does
 # not build them; this puts them back in a scratch copy and runs `cargo test --lib`.
 # Called by scripts/test.sh. h2's tests live in a separate crate upstream and are not run here.

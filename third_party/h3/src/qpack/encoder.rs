@@ -214,6 +214,48 @@ where
     Ok(size)
 }
 
+/// lbd patch: [`encode_stateless`] for the response heads a server sends,
+/// with every string literal sent as it is, the Huffman bit clear, and written straight from the
+/// field (RFC 9204 §4.5.4, §4.5.6; decoders take either form). Huffman-coding the values was
+/// half of the instructions of encoding a response head, and each literal was first copied into
+/// a `Vec` of its own; a raw literal costs a copy, and a value a quarter longer on the wire.
+/// `encode_stateless` is left as upstream has it, with its tests.
+pub fn encode_stateless_raw<W, T, H>(block: &mut W, fields: T) -> Result<u64, EncoderError>
+where
+    W: BufMut,
+    T: IntoIterator<Item = H>,
+    H: AsRef<HeaderField>,
+{
+    let mut size = 0;
+
+    HeaderPrefix::new(0, 0, 0, 0).encode(block);
+    for field in fields {
+        let field = field.as_ref();
+
+        if let Some(index) = StaticTable::find(field) {
+            Indexed::Static(index).encode(block);
+        } else if let Some(index) = StaticTable::find_name(&field.name) {
+            // Literal field line with (static) name reference: 01N1 and the index; the value.
+            super::prefix_int::encode(4, 0b0101, index as u64, block);
+            raw_string(8, 0, &field.value, block);
+        } else {
+            // Literal field line with literal name: 001N, the name's H bit and length; the value.
+            raw_string(4, 0b0010, &field.name, block);
+            raw_string(8, 0, &field.value, block);
+        }
+
+        size += field.mem_size() as u64;
+    }
+    Ok(size)
+}
+
+/// A string literal without Huffman coding: as `prefix_string::encode` lays it out (`size`
+/// bits, `flags` above them, the H bit the lowest of those left clear), then the bytes.
+fn raw_string<W: BufMut>(size: u8, flags: u8, value: &[u8], buf: &mut W) {
+    super::prefix_int::encode(size - 1, flags << 1, value.len() as u64, buf);
+    buf.put_slice(value);
+}
+
 #[cfg(test)]
 impl From<DynamicTable> for Encoder {
     fn from(table: DynamicTable) -> Encoder {
@@ -651,5 +693,37 @@ mod tests {
 
         let mut cur = Cursor::new(&buf);
         assert_eq!(encoder.on_decoder_recv(&mut cur), Ok(()));
+    }
+}
+
+/// lbd patch: raw literals decode to the same fields, and are neither Huffman-coded nor longer
+/// than the values themselves need.
+#[cfg(test)]
+mod lbd_raw_tests {
+    use super::*;
+
+    #[test]
+    fn raw_literals_decode_to_the_same_fields() {
+        let fields = [
+            HeaderField::new(":status", "200"),
+            HeaderField::new(":status", "204"),
+            HeaderField::new("content-length", "6"),
+            HeaderField::new("date", "Tue, 01 Dec 2026 21:00:00 GMT"),
+            HeaderField::new("x-backend", "a"),
+            HeaderField::new("x-long", "v".repeat(300)),
+        ];
+        let mut block = Vec::new();
+        let size = encode_stateless_raw(&mut block, &fields).expect("encodes");
+        let decoded = crate::qpack::decoder::decode_stateless(&mut std::io::Cursor::new(&block), u64::MAX)
+            .expect("decodes");
+        assert_eq!(decoded.fields, fields);
+        assert_eq!(decoded.mem_size, size);
+        // Every value's bytes are there as they are.
+        for f in &fields[2..] {
+            assert!(block.windows(f.value.len()).any(|w| w == &f.value[..]), "{f:?}");
+        }
+        let mut huffman = Vec::new();
+        encode_stateless(&mut huffman, &fields).expect("encodes");
+        assert!(block.len() > huffman.len(), "{} raw against {} Huffman", block.len(), huffman.len());
     }
 }

@@ -124,7 +124,8 @@ where
         let headers = Header::response(status, headers);
 
         let mut block = BytesMut::new();
-        let mem_size = qpack::encode_stateless(&mut block, headers).map_err(|_e| {
+        // lbd patch: raw string literals (see `qpack::encode_stateless_raw`).
+        let mem_size = qpack::encode_stateless_raw(&mut block, headers).map_err(|_e| {
             self.handle_connection_error_on_stream(InternalConnectionError {
                 code: Code::H3_INTERNAL_ERROR,
                 message: "Failed to encode headers".to_string(),
