@@ -133,16 +133,22 @@ fn http2_multiplexes_many_streams_per_connection() {
 /// to the worker's spares, h2's read, write and hpack buffers; third_party/h2). One connection
 /// here goes idle between requests of every shape and must carry each intact: a 3 MB download, a
 /// 2 MB upload, and a header block too large for one frame (CONTINUATION frames).
+/// A file of `len` bytes to upload (a multiplicative hash of each index, shifted by `shift`) in
+/// a scratch folder named `name`, and its sha256 as `sha256sum` prints it.
+fn upload_file(name: &str, len: u32, shift: u32) -> (std::path::PathBuf, String) {
+    let upload = scratch(name).join("upload.bin");
+    let data: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> shift) as u8).collect();
+    std::fs::write(&upload, &data).expect("write upload");
+    let sha = Command::new("sha256sum").arg(&upload).output().expect("sha256sum");
+    let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    (upload, sha)
+}
+
 #[test]
 fn an_http2_connection_going_idle_between_requests_carries_each_one_intact() {
     require("sha256sum");
     let (_a, _lbd, port, _) = start("h2-idle");
-    let dir = scratch("h2-idle-upload");
-    let upload = dir.join("upload.bin");
-    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    std::fs::write(&upload, &data).expect("write upload");
-    let sha = Command::new("sha256sum").arg(&upload).output().expect("sha256sum");
-    let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    let (upload, sha) = upload_file("h2-idle-upload", 2_000_000, 13);
     // Four header values of 7,000 alphanumerics: about 21 KB once HPACK-coded, more than the
     // 16 KiB frame size, so curl splits the block over CONTINUATION frames.
     let big: Vec<String> = (0..4u32)
@@ -223,12 +229,7 @@ fn http2_bodies_follow_flow_control_and_lbds_own_answers_carry_a_date() {
     let wrong = body.iter().enumerate().position(|(i, b)| usize::from(*b) != i % 251);
     assert_eq!(wrong, None, "the body differs from the backend's pattern at that byte");
 
-    let dir = scratch("h2-flow-upload");
-    let upload = dir.join("upload.bin");
-    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
-    std::fs::write(&upload, &data).expect("write upload");
-    let sha = Command::new("sha256sum").arg(&upload).output().expect("sha256sum");
-    let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    let (upload, sha) = upload_file("h2-flow-upload", 1_500_000, 11);
     let file = std::fs::File::open(&upload).expect("open upload");
     let out = Command::new("curl")
         .args(["-sk", "--http2", "--max-time", "20", "-X", "POST", "-T", "-", &url("/upload")])

@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use lb_tcp::accept::ListenerHandle;
 use lb_tcp::activity::Activity;
 use lb_tcp::ctx::WorkerCtx;
-use lb_tcp::http::body::{ProxyBody, RequestBody};
+use lb_tcp::http::body::{declared_length, ProxyBody, RequestBody};
 use lb_tcp::http::proxy::{handle, ConnInfo};
 use tokio::sync::watch;
 
@@ -452,8 +452,7 @@ async fn request(
             early.wait().await;
         }
     }
-    let content_length =
-        parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let content_length = declared_length(&parts.headers);
     // A GET/HEAD without a length has no body (clients end the stream with the headers).
     let bodyless = content_length == Some(0)
         || (content_length.is_none() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS));

@@ -52,6 +52,12 @@ impl Body for UpBody {
     }
 }
 
+/// The `Content-Length` a request declares, when it is a number: what HTTP/2 and HTTP/3 request
+/// bodies report as their size (their stacks hold the client to it).
+pub fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse().ok())
+}
+
 /// What to do when an upstream body ends.
 #[derive(Debug)]
 pub(crate) struct Release {

@@ -31,7 +31,7 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::body::{BoxError, ProxyBody, RequestBody};
+use super::body::{declared_length, BoxError, ProxyBody, RequestBody};
 use super::proxy::{handle, ConnInfo};
 use crate::ctx::WorkerCtx;
 
@@ -204,9 +204,10 @@ fn poll_pipe(
                     _ => return Poll::Ready(()),
                 }
             }
-            let Some((chunk, eos)) = held.take() else { continue };
-            if send.send_data(chunk, eos).is_err() || eos {
-                return Poll::Ready(());
+            if let Some((chunk, eos)) = held.take() {
+                if send.send_data(chunk, eos).is_err() || eos {
+                    return Poll::Ready(());
+                }
             }
             continue;
         }
@@ -315,11 +316,7 @@ pub struct H2Body {
 
 impl H2Body {
     fn new(recv: RecvStream, headers: &HeaderMap) -> Self {
-        let left = if recv.is_end_stream() {
-            Some(0)
-        } else {
-            headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse().ok())
-        };
+        let left = if recv.is_end_stream() { Some(0) } else { declared_length(headers) };
         Self { recv, left, data_done: false }
     }
 }
