@@ -18,8 +18,9 @@
 #   cargo build --release && cp target/release/lbd /tmp/lbd-new
 #   git stash && cargo build --release && cp target/release/lbd /tmp/lbd-old && git stash pop
 #   bench/ab.sh cpu h2 old=/tmp/lbd-old new=/tmp/lbd-new
-# ROUNDS (cpu, default 3); IO_BACKEND (auto, uring or epoll; default auto), also per build
-# ('epoll=IO_BACKEND=epoll@BINARY auto=IO_BACKEND=auto@BINARY' compares runtimes). lbd's config is
+# ROUNDS (cpu, default 3); IO_BACKEND (auto, uring or epoll; default auto) and PIN_WORKERS (true
+# or false; default true), also per build ('epoll=IO_BACKEND=epoll@BINARY auto=IO_BACKEND=auto@BINARY'
+# compares runtimes, 'free=PIN_WORKERS=false@BINARY' unpinned workers). lbd's config is
 # bench/lib.sh's, as in compare.sh. Every server listens on 127.0.0.1 (ports 19200-19241) and is
 # stopped by its PID; every load is bounded in requests.
 set -euo pipefail
@@ -47,14 +48,16 @@ start() { # spec: starts that build of lbd, sets LBD_PID
   bin=${rest##*@}
   if [ "$bin" != "$rest" ]; then read -r -a envs <<<"${rest%@*}"; fi
   [ -x "$bin" ] || { echo "$bin: not an executable" >&2; exit 1; }
-  local conf="$DIR/lbd.toml" e
+  local conf="$DIR/lbd.toml" e backend=${IO_BACKEND:-auto} pin=${PIN_WORKERS:-}
   for e in "${envs[@]}"; do
-    # IO_BACKEND=... in a build's spec: that build runs with its own io_backend.
-    if [ "${e%%=*}" = IO_BACKEND ]; then
-      conf="$DIR/lbd-${e#*=}.toml"
-      lbd_conf "${e#*=}" 19201 19202 19209 19241 > "$conf"
-    fi
+    # IO_BACKEND=... or PIN_WORKERS=... in a build's spec: that build runs with its own
+    # io_backend or pin_workers.
+    case ${e%%=*} in
+      IO_BACKEND) backend=${e#*=}; conf="$DIR/lbd-$backend-$pin.toml" ;;
+      PIN_WORKERS) pin=${e#*=}; conf="$DIR/lbd-$backend-$pin.toml" ;;
+    esac
   done
+  [ "$conf" = "$DIR/lbd.toml" ] || PIN_WORKERS=$pin lbd_conf "$backend" 19201 19202 19209 19241 > "$conf"
   env "${envs[@]}" "$bin" run --config "$conf" 2>>"$DIR/lbd.err" & LBD_PID=$!; PIDS+=($LBD_PID)
   wait_port 19241 || { tail -5 "$DIR/lbd.err" >&2; exit 1; }
   sleep 0.3

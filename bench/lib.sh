@@ -17,10 +17,12 @@ make_cert() {
 
 # lbd with an HTTP, a TCP (L4) and an HTTPS (+HTTP/3) listener in front of $ORIGIN, using the
 # certificate in $DIR, access log off, idle timeouts long enough to hold idle connections.
+# PIN_WORKERS=true|false: sets pin_workers (left out otherwise, so older builds read the config).
 lbd_conf() { # $1 backend, $2 http port, $3 tcp port, $4 admin port, $5 https port
   cat <<TOML
 workers = 2
 io_backend = "$1"
+${PIN_WORKERS:+pin_workers = $PIN_WORKERS}
 [admin]
 bind = "127.0.0.1:$4"
 [access_log]

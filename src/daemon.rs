@@ -155,6 +155,7 @@ impl Daemon {
         for (changed, what) in [
             (cfg.workers != o.workers, "workers"),
             (cfg.io_backend != o.io_backend, "io_backend"),
+            (cfg.pin_workers != o.pin_workers, "pin_workers"),
             (cfg.admin != o.admin, "[admin]"),
             (cfg.access_log != o.access_log, "[access_log]"),
         ] {
@@ -313,7 +314,7 @@ async fn main_loop(source: ConfigSource, snap: Arc<Snapshot>, on_ready: impl FnO
     let mut workers = Vec::new();
     let mut backends = Vec::new();
     for id in 0..cfg.workers {
-        match worker::start(id, cfg.io_backend, snap.clone(), tls.clone(), log_tx.clone()) {
+        match worker::start(id, cfg.io_backend, cfg.pin_workers, snap.clone(), tls.clone(), log_tx.clone()) {
             Ok((w, b)) => {
                 workers.push(w);
                 backends.push(b.as_str());

@@ -85,6 +85,7 @@ impl WorkerHandle {
 pub(crate) fn start(
     id: usize,
     choice: IoBackendChoice,
+    pin: bool,
     snapshot: Arc<Snapshot>,
     tls: TlsMap,
     access_log: Option<Sender<AccessRecord>>,
@@ -95,7 +96,7 @@ pub(crate) fn start(
     let thread_wake = wake.clone();
     let thread = std::thread::Builder::new()
         .name(format!("lbd-worker-{id}"))
-        .spawn(move || run(id, choice, snapshot, tls, access_log, rx, thread_wake, ready_tx))
+        .spawn(move || run(id, choice, pin, snapshot, tls, access_log, rx, thread_wake, ready_tx))
         .map_err(|e| format!("cannot start worker thread: {e}"))?;
     let backend = ready_rx.recv().map_err(|_| format!("worker {id} exited during start"))??;
     Ok((WorkerHandle { tx, wake, thread: std::cell::RefCell::new(Some(thread)) }, backend))
@@ -105,6 +106,7 @@ pub(crate) fn start(
 fn run(
     id: usize,
     choice: IoBackendChoice,
+    pin: bool,
     snapshot: Arc<Snapshot>,
     tls: TlsMap,
     access_log: Option<Sender<AccessRecord>>,
@@ -112,7 +114,7 @@ fn run(
     wake: Arc<Notify>,
     ready: std::sync::mpsc::Sender<Result<IoBackend, String>>,
 ) {
-    let pinned = pin_to_core(id);
+    let pinned = pin && pin_to_core(id);
     let rt = match WorkerRuntime::new(choice) {
         Ok((rt, note)) => {
             if let Some(note) = note {

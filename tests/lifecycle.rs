@@ -253,3 +253,54 @@ fn doctor_audits_the_host_and_the_config() {
     // Critical findings (and only those) make the exit status non-zero.
     assert_eq!(out.status.success(), !text.contains("CRITICAL "), "{text}");
 }
+
+/// `Cpus_allowed_list` of each of lbd's worker threads, by worker name.
+fn worker_cpus(pid: u32) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks").flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("lbd-worker-") {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap_or("").trim();
+        out.insert(comm.trim().to_string(), cpus.to_string());
+    }
+    out
+}
+
+/// Each worker is pinned to a core of its own by default; `pin_workers = false` leaves them on
+/// every core the process may use.
+#[test]
+fn workers_are_pinned_to_cores_unless_the_config_says_not() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(cpus >= 2, "this test needs two cores to tell pinned from unpinned workers");
+    let backend = Backend::start("pin");
+    let process_cpus = std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:").map(|s| s.trim().to_string()))
+        .expect("Cpus_allowed_list");
+    for pin in [None, Some(false)] {
+        let (admin, port) = (free_port(), free_port());
+        let mut config = simple_config(admin, port, &[backend.addr()], "");
+        if let Some(p) = pin {
+            config = format!("pin_workers = {p}\n{config}");
+        }
+        let lbd = Lbd::start("pin", admin, &config);
+        let workers = worker_cpus(lbd.proc.pid());
+        assert_eq!(workers.len(), 2, "{workers:?}");
+        let lists: Vec<&String> = workers.values().collect();
+        if pin.is_none() {
+            for l in &lists {
+                assert!(l.parse::<usize>().is_ok(), "a pinned worker runs on one core: {workers:?}");
+            }
+            assert_ne!(lists[0], lists[1], "two workers, two cores: {workers:?}");
+        } else {
+            for l in &lists {
+                assert_eq!(**l, process_cpus, "an unpinned worker may run on every core: {workers:?}");
+            }
+        }
+        assert!(lbd.stderr().contains(&format!("pinned={}", pin.unwrap_or(true))), "{}", lbd.stderr());
+    }
+}

@@ -214,6 +214,7 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, base: &Path, errs: &mu
             IoBackendChoice::Auto
         }
     };
+    let pin_workers = f.bool("pin_workers", errs).unwrap_or(true);
     let drain_timeout = f.duration("drain_timeout", errs).unwrap_or(Duration::from_secs(30));
     let tls_ticket_key_file = f.string("tls_ticket_key_file", errs).map(|(p, _)| base.join(p));
     let admin = decode_admin(&mut f, errs);
@@ -231,6 +232,7 @@ pub(super) fn decode(root: &DeTable<'_>, root_span: Span, base: &Path, errs: &mu
     Some(Config {
         workers,
         io_backend,
+        pin_workers,
         drain_timeout,
         tls_ticket_key_file,
         admin,

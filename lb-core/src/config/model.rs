@@ -12,6 +12,8 @@ pub struct Config {
     pub workers: usize,
     /// Which IO backend the workers run. Default: `auto`.
     pub io_backend: IoBackendChoice,
+    /// Whether each worker is pinned to a core of its own (`pin_workers`). Default: true.
+    pub pin_workers: bool,
     /// How long SIGTERM waits for in-flight requests and connections. Default: 30s.
     pub drain_timeout: Duration,
     /// The admin listener. Default: `127.0.0.1:9901`.

@@ -106,6 +106,15 @@ fn every_error_is_reported_not_just_the_first() {
 }
 
 #[test]
+fn workers_are_pinned_unless_the_config_says_not() {
+    assert!(parse(GOOD, "good.toml").expect("valid").pin_workers);
+    let off = GOOD.replace("workers = 2", "workers = 2\npin_workers = false");
+    assert!(!parse(&off, "good.toml").expect("valid").pin_workers);
+    let bad = GOOD.replace("workers = 2", "workers = 2\npin_workers = \"no\"");
+    assert_eq!(errors(&bad), vec!["bad.toml:3:15: `pin_workers` must be true or false".to_string()]);
+}
+
+#[test]
 fn syntax_errors_have_positions() {
     let errs = errors("workers = 2\n[[listeners]\nname = \"x\"\n");
     assert!(errs[0].starts_with("bad.toml:2:"), "{errs:?}");
