@@ -247,6 +247,28 @@ fn http2_bodies_follow_flow_control_and_lbds_own_answers_carry_a_date() {
     assert!(head.contains("\ndate: ") && head.contains("\ncontent-length: "), "{head}");
 }
 
+/// HTTP/2 response heads are encoded without HPACK's dynamic table (the h2 patch's stateless
+/// encoding): the second of two alike responses on one connection takes as many bytes as the
+/// first, where a table would have shrunk it to a few indices. nghttp decodes both.
+#[test]
+fn http2_response_heads_are_encoded_without_the_dynamic_table() {
+    require("nghttp");
+    let (_a, _lbd, port, _) = start("h2-hpack");
+    let url = |q: &str| format!("https://127.0.0.1:{port}/?{q}");
+    let out = Command::new("nghttp").args(["-v", "-n", "-t", "10", &url("a"), &url("b")]).output().expect("nghttp");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lengths: Vec<usize> = text
+        .lines()
+        .filter(|l| l.contains("recv HEADERS frame <length="))
+        .filter_map(|l| l.split("length=").nth(1)?.split(',').next()?.parse().ok())
+        .collect();
+    assert_eq!(lengths.len(), 2, "{text}");
+    assert_eq!(lengths[0], lengths[1], "the second head was encoded against the first: {text}");
+    assert!(lengths[1] > 40, "{text}");
+    assert_eq!(text.matches(":status: 200").count(), 2, "{text}");
+}
+
 /// The first `n` characters of `s` (for assertion messages; slicing bytes could split a
 /// character and panic).
 fn clip(s: &str, n: usize) -> String {

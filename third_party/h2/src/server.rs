@@ -259,6 +259,10 @@ pub struct Builder {
     /// When this gets exceeded, we issue GOAWAYs.
     local_max_error_reset_streams: Option<usize>,
 
+    /// lbd: HPACK-encode sent header blocks without the dynamic table or
+    /// Huffman coding (see `hpack::Encoder::set_stateless`).
+    stateless_hpack: bool,
+
     /// connection-level budget for DATA framing overhead.
     ///
     /// When this gets exhausted, we issue a GOAWAY with `ENHANCE_YOUR_CALM`.
@@ -394,6 +398,10 @@ where
 
         if let Some(max) = builder.settings.max_header_list_size() {
             codec.set_max_recv_header_list_size(max as usize);
+        }
+
+        if builder.stateless_hpack {
+            codec.set_stateless_hpack();
         }
 
         // Send initial settings frame.
@@ -662,6 +670,7 @@ impl Builder {
             initial_target_connection_window_size: None,
             max_send_buffer_size: proto::DEFAULT_MAX_SEND_BUFFER_SIZE,
             local_max_error_reset_streams: Some(proto::DEFAULT_LOCAL_RESET_COUNT_MAX),
+            stateless_hpack: false,
             data_frame_budget: proto::DataFrameBudget::Auto,
         }
     }
@@ -927,6 +936,21 @@ impl Builder {
     /// The default value is currently 1024, but could change.
     pub fn max_local_error_reset_streams(&mut self, max: Option<usize>) -> &mut Self {
         self.local_max_error_reset_streams = max;
+        self
+    }
+
+    /// Encodes the header blocks this side sends without HPACK's dynamic table
+    /// and without Huffman coding (lbd).
+    ///
+    /// Each field is a static-table index, or a literal "without indexing"
+    /// (RFC 7541 §6.2.2; "never indexed" for sensitive values) with the name
+    /// from the static table where it is there, and every string is written
+    /// as it is. Header blocks get longer on the wire; the encoder no longer
+    /// hashes and looks up every field in its table, nor Huffman-codes it.
+    /// HAProxy's encoder works this way. The default is off (h2's own
+    /// encoding).
+    pub fn stateless_hpack_encoding(&mut self, enabled: bool) -> &mut Self {
+        self.stateless_hpack = enabled;
         self
     }
 

@@ -343,6 +343,11 @@ impl<T, B> FramedWrite<T, B> {
         self.encoder.max_frame_size = val as FrameSize;
     }
 
+    /// lbd: see `hpack::Encoder::set_stateless`.
+    pub fn set_stateless_hpack(&mut self) {
+        self.encoder.hpack.set_stateless();
+    }
+
     /// Set the peer's header table size.
     pub fn set_header_table_size(&mut self, val: usize) {
         self.encoder.hpack.update_max_size(val);

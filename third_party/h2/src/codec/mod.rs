@@ -97,6 +97,12 @@ impl<T, B> Codec<T, B> {
         self.framed_write().set_max_frame_size(val)
     }
 
+    /// lbd: sent header blocks use neither the dynamic table nor Huffman
+    /// coding (`hpack::Encoder::set_stateless`).
+    pub fn set_stateless_hpack(&mut self) {
+        self.framed_write().set_stateless_hpack()
+    }
+
     /// Set the peer's header table size size.
     pub fn set_send_header_table_size(&mut self, val: usize) {
         self.framed_write().set_header_table_size(val)

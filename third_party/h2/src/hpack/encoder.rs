@@ -1,4 +1,4 @@
-use super::table::{Index, Table};
+use super::table::{index_static, Index, Table};
 use super::{huffman, Header};
 
 use bytes::{BufMut, BytesMut};
@@ -18,6 +18,8 @@ pub struct Encoder {
     /// across frames instead of being allocated and freed per frame. See
     /// `take_scratch` / `return_scratch`.
     scratch: BytesMut,
+    /// lbd: set by `set_stateless`.
+    stateless: bool,
 }
 
 #[derive(Debug, Copy, Clone, Eq, PartialEq)]
@@ -35,7 +37,18 @@ impl Encoder {
             max_allowed_size: DEFAULT_MAX_ALLOWED_SIZE,
             size_update: None,
             scratch: BytesMut::new(),
+            stateless: false,
         }
+    }
+
+    /// lbd: from now on, `encode` uses neither the dynamic table nor Huffman
+    /// coding. Every field is a static-table index or a literal without
+    /// indexing (never indexed when sensitive), its name from the static
+    /// table when it is there, its strings raw (RFC 7541 §6.1, §6.2.2,
+    /// §6.2.3, §5.2 with H clear). Size updates the peer's settings ask for
+    /// are still sent.
+    pub fn set_stateless(&mut self) {
+        self.stateless = true;
     }
 
     #[cfg(test)]
@@ -106,6 +119,10 @@ impl Encoder {
         let _e = span.enter();
 
         self.encode_size_updates(dst);
+
+        if self.stateless {
+            return encode_stateless(headers, dst);
+        }
 
         let mut last_index = None;
 
@@ -226,6 +243,67 @@ impl Default for Encoder {
     fn default() -> Encoder {
         Encoder::new(4096, 0)
     }
+}
+
+/// lbd: see `Encoder::set_stateless`.
+fn encode_stateless<I>(headers: I, dst: &mut BytesMut)
+where
+    I: IntoIterator<Item = Header<Option<HeaderName>>>,
+{
+    // The last field with a name, and its name's static index: a field
+    // without a name has the same one.
+    let mut last: Option<(Header, Option<usize>)> = None;
+    for header in headers {
+        match header.reify() {
+            Ok(header) => {
+                let statik = index_static(&header);
+                match statik {
+                    Some((idx, true)) => encode_int(idx, 7, 0x80, dst),
+                    Some((idx, false)) => {
+                        encode_not_indexed_raw(idx, header.value_slice(), header.is_sensitive(), dst)
+                    }
+                    None => encode_not_indexed2_raw(
+                        header.name().as_slice(),
+                        header.value_slice(),
+                        header.is_sensitive(),
+                        dst,
+                    ),
+                }
+                last = Some((header, statik.map(|(idx, _)| idx)));
+            }
+            Err(value) => match &last {
+                Some((_, Some(idx))) => {
+                    encode_not_indexed_raw(*idx, value.as_ref(), value.is_sensitive(), dst)
+                }
+                Some((header, None)) => encode_not_indexed2_raw(
+                    header.name().as_slice(),
+                    value.as_ref(),
+                    value.is_sensitive(),
+                    dst,
+                ),
+                None => {
+                    panic!("encoding header without name, but no previous index to use for name")
+                }
+            },
+        }
+    }
+}
+
+fn encode_not_indexed_raw(name: usize, value: &[u8], sensitive: bool, dst: &mut BytesMut) {
+    encode_int(name, 4, if sensitive { 0b10000 } else { 0 }, dst);
+    encode_str_raw(value, dst);
+}
+
+fn encode_not_indexed2_raw(name: &[u8], value: &[u8], sensitive: bool, dst: &mut BytesMut) {
+    dst.put_u8(if sensitive { 0b10000 } else { 0 });
+    encode_str_raw(name, dst);
+    encode_str_raw(value, dst);
+}
+
+/// A string literal as it is (H bit clear).
+fn encode_str_raw(val: &[u8], dst: &mut BytesMut) {
+    encode_int(val.len(), 7, 0, dst);
+    dst.put_slice(val);
 }
 
 fn encode_size_update(val: usize, dst: &mut BytesMut) {
@@ -743,6 +821,83 @@ mod test {
         encoder.encode_size_updates(&mut dst);
         assert_eq!([63, 225, 31], &dst[..]);
         assert_eq!(DEFAULT_MAX_ALLOWED_SIZE, encoder.table.max_size());
+    }
+
+    /// lbd: `set_stateless`.
+    #[test]
+    fn lbd_stateless_encoding_is_raw_and_decodes_to_the_same_fields() {
+        use crate::hpack::Decoder;
+        use std::io::Cursor;
+        use std::ops::ControlFlow;
+
+        let mut secret = HeaderValue::from_static("token");
+        secret.set_sensitive(true);
+        let fields = vec![
+            Header::Status(StatusCode::OK),
+            Header::Status(StatusCode::IM_A_TEAPOT),
+            header("content-type", "text/plain"),
+            header("x-served-by", "a"),
+            Header::Field {
+                name: None,
+                value: HeaderValue::from_static("b"),
+            },
+            header("set-cookie", "k=1"),
+            Header::Field {
+                name: None,
+                value: HeaderValue::from_static("j=2"),
+            },
+            Header::Field {
+                name: Some(http::header::AUTHORIZATION),
+                value: secret,
+            },
+        ];
+        let mut encoder = Encoder::default();
+        encoder.set_stateless();
+        let res = encode(&mut encoder, fields.clone());
+        let mut expected: Vec<u8> = vec![0x80 | 8, 8, 3];
+        expected.extend_from_slice(b"418");
+        expected.extend_from_slice(&[15, 16, 10]);
+        expected.extend_from_slice(b"text/plain");
+        expected.extend_from_slice(&[0, 11]);
+        expected.extend_from_slice(b"x-served-by");
+        expected.extend_from_slice(&[1, b'a', 0, 11]);
+        expected.extend_from_slice(b"x-served-by");
+        expected.extend_from_slice(&[1, b'b', 15, 40, 3]);
+        expected.extend_from_slice(b"k=1");
+        expected.extend_from_slice(&[15, 40, 3]);
+        expected.extend_from_slice(b"j=2");
+        expected.extend_from_slice(&[0b1_1111, 8, 5]);
+        expected.extend_from_slice(b"token");
+        assert_eq!(&res[..], &expected[..]);
+        assert_eq!(encoder.table.len(), 0, "nothing is inserted");
+        assert_eq!(
+            &encode(&mut encoder, fields.clone())[..],
+            &expected[..],
+            "and nothing is remembered"
+        );
+
+        let mut decoder = Decoder::new(4096);
+        let mut buf = res;
+        let mut decoded = Vec::new();
+        decoder
+            .decode(&mut Cursor::new(&mut buf), |h| {
+                decoded.push(h);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let names = ["content-type", "x-served-by", "x-served-by", "set-cookie", "set-cookie", "authorization"];
+        let values = ["text/plain", "a", "b", "k=1", "j=2", "token"];
+        assert_eq!(decoded.len(), 8);
+        assert_eq!(decoded[0], Header::Status(StatusCode::OK));
+        assert_eq!(decoded[1], Header::Status(StatusCode::IM_A_TEAPOT));
+        for (i, h) in decoded[2..].iter().enumerate() {
+            match h {
+                Header::Field { name, value } => {
+                    assert_eq!((name.as_str(), value.as_bytes()), (names[i], values[i].as_bytes()))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
