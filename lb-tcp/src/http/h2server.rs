@@ -226,8 +226,11 @@ fn poll_pipe(
         match frame.into_data() {
             Ok(chunk) => {
                 let eos = body.is_end_stream();
-                if chunk.is_empty() {
-                    // Needs no window.
+                if chunk.is_empty() || eos {
+                    // An empty chunk needs no window. The last one is handed to h2 at once,
+                    // which sends it as the window opens: it is in memory either way, nothing
+                    // follows it, and this takes h2's stream lock once instead of four times
+                    // (asking for room, checking for a reset and for room, sending).
                     if send.send_data(chunk, eos).is_err() || eos {
                         return Poll::Ready(());
                     }
