@@ -219,32 +219,35 @@ where
 /// field (RFC 9204 §4.5.4, §4.5.6; decoders take either form). Huffman-coding the values was
 /// half of the instructions of encoding a response head, and each literal was first copied into
 /// a `Vec` of its own; a raw literal costs a copy, and a value a quarter longer on the wire.
-/// `encode_stateless` is left as upstream has it, with its tests.
-pub fn encode_stateless_raw<W, T, H>(block: &mut W, fields: T) -> Result<u64, EncoderError>
+/// The fields are borrowed (name, value) pairs: a `HeaderField` made from a `HeaderMap` entry
+/// allocates a copy of the name and of the value. `encode_stateless` is left as upstream has
+/// it, with its tests.
+pub fn encode_stateless_raw<W, T, N, V>(block: &mut W, fields: T) -> Result<u64, EncoderError>
 where
     W: BufMut,
-    T: IntoIterator<Item = H>,
-    H: AsRef<HeaderField>,
+    T: IntoIterator<Item = (N, V)>,
+    N: AsRef<[u8]>,
+    V: AsRef<[u8]>,
 {
     let mut size = 0;
 
     HeaderPrefix::new(0, 0, 0, 0).encode(block);
-    for field in fields {
-        let field = field.as_ref();
+    for (name, value) in fields {
+        let (name, value) = (name.as_ref(), value.as_ref());
 
-        if let Some(index) = StaticTable::find(field) {
+        if let Some(index) = StaticTable::find_pair(name, value) {
             Indexed::Static(index).encode(block);
-        } else if let Some(index) = StaticTable::find_name(&field.name) {
+        } else if let Some(index) = StaticTable::find_name(name) {
             // Literal field line with (static) name reference: 01N1 and the index; the value.
             super::prefix_int::encode(4, 0b0101, index as u64, block);
-            raw_string(8, 0, &field.value, block);
+            raw_string(8, 0, value, block);
         } else {
             // Literal field line with literal name: 001N, the name's H bit and length; the value.
-            raw_string(4, 0b0010, &field.name, block);
-            raw_string(8, 0, &field.value, block);
+            raw_string(4, 0b0010, name, block);
+            raw_string(8, 0, value, block);
         }
 
-        size += field.mem_size() as u64;
+        size += (name.len() + value.len() + super::field::ESTIMATED_OVERHEAD_BYTES) as u64;
     }
     Ok(size)
 }
@@ -713,7 +716,8 @@ mod lbd_raw_tests {
             HeaderField::new("x-long", "v".repeat(300)),
         ];
         let mut block = Vec::new();
-        let size = encode_stateless_raw(&mut block, &fields).expect("encodes");
+        let pairs = fields.iter().map(|f| (&f.name[..], &f.value[..]));
+        let size = encode_stateless_raw(&mut block, pairs).expect("encodes");
         let decoded = crate::qpack::decoder::decode_stateless(&mut std::io::Cursor::new(&block), u64::MAX)
             .expect("decodes");
         assert_eq!(decoded.fields, fields);

@@ -121,11 +121,14 @@ where
         let response::Parts {
             status, headers, ..
         } = parts;
-        let headers = Header::response(status, headers);
-
-        let mut block = BytesMut::new();
-        // lbd patch: raw string literals (see `qpack::encode_stateless_raw`).
-        let mem_size = qpack::encode_stateless_raw(&mut block, headers).map_err(|_e| {
+        // lbd patch: raw string literals, straight from the map (see
+        // `qpack::encode_stateless_raw`), into a block sized for them at once: growing it from
+        // empty reallocated it four times for a typical head.
+        let room = 8 + headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
+        let mut block = BytesMut::with_capacity(room);
+        let fields = std::iter::once((&b":status"[..], status.as_str().as_bytes()))
+            .chain(headers.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())));
+        let mem_size = qpack::encode_stateless_raw(&mut block, fields).map_err(|_e| {
             self.handle_connection_error_on_stream(InternalConnectionError {
                 code: Code::H3_INTERNAL_ERROR,
                 message: "Failed to encode headers".to_string(),
