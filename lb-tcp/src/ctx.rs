@@ -177,18 +177,11 @@ impl WorkerCtx {
 
     /// A request id: worker (16 bits), sequence (48 bits) and randomness (64 bits), as 32 hex
     /// digits written without `fmt` (this runs for every request).
-    pub fn next_request_id(&self) -> http::HeaderValue {
+    pub fn next_request_id(&self) -> crate::http::headers::RequestId {
         let mut st = self.state.borrow_mut();
         st.request_seq += 1;
         let hi = ((self.id as u64 & 0xffff) << 48) | (st.request_seq & 0xffff_ffff_ffff);
-        let lo = st.rng.u64(..);
-        let mut buf = [0u8; 32];
-        for (i, b) in buf.iter_mut().enumerate() {
-            let word = if i < 16 { hi } else { lo };
-            let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
-            *b = b"0123456789abcdef"[nibble as usize];
-        }
-        http::HeaderValue::from_bytes(&buf).unwrap_or_else(|_| http::HeaderValue::from_static("0"))
+        crate::http::headers::RequestId::new(hi, st.rng.u64(..))
     }
 
     /// Whether access log records are wanted (so callers skip gathering them otherwise).

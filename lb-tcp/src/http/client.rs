@@ -257,7 +257,7 @@ impl H1Conn {
                 // already got one from lbd when its body was first read).
                 continue;
             }
-            put_header(w, name, value);
+            put_header(w, name, value.as_bytes());
         }
         fwd.each(|name, value| put_header(w, name, value));
         let body = req.body();
@@ -465,10 +465,10 @@ impl H1Conn {
     }
 }
 
-fn put_header(w: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+fn put_header(w: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
     w.extend_from_slice(name.as_str().as_bytes());
     w.extend_from_slice(b": ");
-    w.extend_from_slice(value.as_bytes());
+    w.extend_from_slice(value);
     w.extend_from_slice(b"\r\n");
 }
 

@@ -156,6 +156,49 @@ pub fn forwarded_for(client: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
+/// A request id lbd makes: 32 lowercase hex digits, kept inline, so a request's id costs no
+/// allocation (a `HeaderValue` is made of it only for an HTTP/2 backend or the access log).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 32]);
+
+/// Each byte's two hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let digits = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [digits[i >> 4], digits[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+impl RequestId {
+    /// `hi` then `lo`, most significant digit first.
+    pub fn new(hi: u64, lo: u64) -> Self {
+        let mut buf = [0u8; 32];
+        for (i, b) in hi.to_be_bytes().into_iter().chain(lo.to_be_bytes()).enumerate() {
+            buf[2 * i..2 * i + 2].copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+        }
+        Self(buf)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn to_header_value(self) -> HeaderValue {
+        // Hex digits are always a valid value.
+        HeaderValue::from_bytes(&self.0).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::str::from_utf8(&self.0).unwrap_or("?"))
+    }
+}
+
 /// `X-Forwarded-Client-Cert`.
 pub static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 
@@ -173,7 +216,7 @@ pub struct Forwarding {
     host: Option<HeaderValue>,
     client_cert: Option<HeaderValue>,
     /// Set when the client's id is missing or not kept.
-    request_id: Option<HeaderValue>,
+    request_id: Option<RequestId>,
 }
 
 impl Forwarding {
@@ -185,7 +228,7 @@ impl Forwarding {
         xff: &HeaderValue,
         proto: &'static str,
         client_cert: Option<&HeaderValue>,
-        fresh_id: impl FnOnce() -> HeaderValue,
+        fresh_id: impl FnOnce() -> RequestId,
         keep_id: bool,
     ) -> (Self, Option<HeaderValue>) {
         let xff = match headers.xff.as_ref().and_then(|v| v.to_str().ok()) {
@@ -199,7 +242,7 @@ impl Forwarding {
             Some(v) if sane_id(v.as_bytes()) => (keep_id.then(|| v.clone()), None),
             _ => {
                 let id = fresh_id();
-                (keep_id.then(|| id.clone()), Some(id))
+                (keep_id.then(|| id.to_header_value()), Some(id))
             }
         };
         let fwd = Self {
@@ -221,29 +264,39 @@ impl Forwarding {
             || (self.request_id.is_some() && *name == X_REQUEST_ID)
     }
 
-    /// Calls `f` with each header to add.
-    pub fn each(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
-        f(&X_FORWARDED_FOR, &self.xff);
-        f(&X_FORWARDED_PROTO, &self.proto);
+    /// Calls `f` with each header to add and its value.
+    pub fn each(&self, mut f: impl FnMut(&HeaderName, &[u8])) {
+        f(&X_FORWARDED_FOR, self.xff.as_bytes());
+        f(&X_FORWARDED_PROTO, self.proto.as_bytes());
         if let Some(v) = &self.host {
-            f(&X_FORWARDED_HOST, v);
+            f(&X_FORWARDED_HOST, v.as_bytes());
         }
         if let Some(v) = &self.client_cert {
-            f(&X_FORWARDED_CLIENT_CERT, v);
+            f(&X_FORWARDED_CLIENT_CERT, v.as_bytes());
         }
-        if let Some(v) = &self.request_id {
-            f(&X_REQUEST_ID, v);
+        if let Some(id) = &self.request_id {
+            f(&X_REQUEST_ID, id.as_bytes());
         }
     }
 
     /// Sets these into a header map.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        if self.client_cert.is_none() {
-            headers.remove(&X_FORWARDED_CLIENT_CERT);
+        match &self.client_cert {
+            Some(v) => {
+                headers.insert(X_FORWARDED_CLIENT_CERT.clone(), v.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_CLIENT_CERT);
+            }
         }
-        self.each(|name, value| {
-            headers.insert(name.clone(), value.clone());
-        });
+        headers.insert(X_FORWARDED_FOR.clone(), self.xff.clone());
+        headers.insert(X_FORWARDED_PROTO.clone(), self.proto.clone());
+        if let Some(v) = &self.host {
+            headers.insert(X_FORWARDED_HOST.clone(), v.clone());
+        }
+        if let Some(id) = self.request_id {
+            headers.insert(X_REQUEST_ID.clone(), id.to_header_value());
+        }
     }
 }
 
@@ -255,6 +308,18 @@ fn sane_id(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `RequestId::new(7, 42)`.
+    const NEW: &str = "0000000000000007000000000000002a";
+
+    #[test]
+    fn request_ids_are_32_hex_digits_high_word_first() {
+        assert_eq!(RequestId::new(7, 42).as_bytes(), NEW.as_bytes());
+        let id = RequestId::new(0x0001_0000_0000_c0de, 0xdead_beef_0123_4567);
+        assert_eq!(id.as_bytes(), b"000100000000c0dedeadbeef01234567");
+        assert_eq!(id.to_header_value(), "000100000000c0dedeadbeef01234567");
+        assert_eq!(RequestId::new(u64::MAX, 0).as_bytes(), b"ffffffffffffffff0000000000000000");
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -299,7 +364,7 @@ mod tests {
             &forwarded_for("192.0.2.7".parse().expect("ip")),
             "http",
             cert,
-            || HeaderValue::from_static("new"),
+            || RequestId::new(7, 42),
             true,
         );
         fwd.apply(h);
@@ -326,8 +391,8 @@ mod tests {
         assert_eq!(forwarded(&mut h, None), "abc-123");
         assert_eq!(h.get("x-request-id").and_then(|v| v.to_str().ok()), Some("abc-123"));
         let mut h = map(&[("x-request-id", "has space")]);
-        assert_eq!(forwarded(&mut h, None), "new");
-        assert_eq!(h.get("x-request-id").and_then(|v| v.to_str().ok()), Some("new"));
+        assert_eq!(forwarded(&mut h, None), NEW);
+        assert_eq!(h.get("x-request-id").and_then(|v| v.to_str().ok()), Some(NEW));
     }
 
     #[test]
@@ -361,7 +426,7 @@ mod tests {
             &HeaderValue::from_static("192.0.2.7"),
             "https",
             None,
-            || HeaderValue::from_static("new"),
+            || RequestId::new(7, 42),
             false,
         );
         assert!(id.is_none(), "no copy of the id unless asked for");
