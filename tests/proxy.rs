@@ -464,3 +464,93 @@ fn upstream_responses_are_framed_right_and_closed_keep_alive_connections_are_not
     }
     assert!(lbd.metric("lbd_upstream_requests_reused_total", &[]) >= 1.0, "{}", lbd.metrics());
 }
+
+/// One HTTP/1.1 response read off `r`: status, headers (names lowercased) and body, framed by
+/// its `Content-Length` or chunked coding (none after a HEAD).
+fn read_response(r: &mut impl std::io::BufRead, head_only: bool) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).expect("header line");
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').unwrap_or_else(|| panic!("header line {l:?}"));
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let find = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if !head_only {
+        if let Some(n) = find("content-length") {
+            body.resize(n.parse().expect("length"), 0);
+            r.read_exact(&mut body).expect("body");
+        } else if find("transfer-encoding").as_deref() == Some("chunked") {
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size).expect("chunk size");
+                let n = usize::from_str_radix(size.trim(), 16).expect("hex size");
+                let mut chunk = vec![0; n + 2];
+                r.read_exact(&mut chunk).expect("chunk");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+    (status, headers, body)
+}
+
+/// HTTP/1.1 keep-alive connections: pipelined requests answered in order, a HEAD framed by the
+/// backend's length, an upload (which hands the connection from lbd's own loop to hyper's
+/// server) and requests after it on the same connection, and `Connection: close` honoured on
+/// either side of that hand-over.
+#[test]
+fn http1_connections_answer_pipelined_requests_in_order_before_and_after_an_upload() {
+    use std::io::{BufReader, Read, Write};
+    let a = Backend::start("a");
+    let (admin, port) = (free_port(), free_port());
+    let _lbd = Lbd::start("h1-loop", admin, &simple_config(admin, port, &[a.addr()], ""));
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    w.write_all(
+        b"GET /status/201 HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /big?bytes=100000 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .expect("write");
+    let (status, headers, body) = read_response(&mut r, false);
+    assert_eq!((status, &body[..]), (201, &b"a\n"[..]), "{headers:?}");
+    assert!(headers.iter().any(|(k, _)| k == "date"), "{headers:?}");
+    let (status, headers, body) = read_response(&mut r, true);
+    assert_eq!(status, 200);
+    assert!(headers.contains(&("content-length".into(), "2".into())), "a GET's length: {headers:?}");
+    assert!(body.is_empty());
+    let (status, _, body) = read_response(&mut r, false);
+    assert_eq!((status, body.len()), (200, 100_000));
+    assert_eq!(body.iter().enumerate().position(|(i, b)| usize::from(*b) != i % 251), None);
+
+    w.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello").expect("write");
+    let (status, _, body) = read_response(&mut r, false);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"bytes\": 5"), "{text}");
+    w.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    assert_eq!(read_response(&mut r, false).2, b"a\n");
+    let (_, headers, body) = read_response(&mut r, false);
+    assert_eq!(body, b"a\n");
+    assert!(headers.contains(&("connection".into(), "close".into())), "{headers:?}");
+    let mut rest = Vec::new();
+    assert_eq!(r.read_to_end(&mut rest).expect("closed"), 0, "lbd closes after Connection: close");
+
+    // The same before any hand-over.
+    let resp = http_raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp:?}");
+    assert!(resp.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{resp:?}");
+    assert!(resp.ends_with("\r\n\r\na\n"), "{resp:?}");
+}

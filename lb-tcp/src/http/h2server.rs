@@ -289,7 +289,7 @@ fn scan_head(headers: &mut HeaderMap) -> (bool, bool) {
 
 /// `Date` for a response without one (lbd's own), as hyper's servers add it: formatted once a
 /// second per worker.
-fn date() -> HeaderValue {
+pub(super) fn date() -> HeaderValue {
     thread_local! {
         static DATE: RefCell<(u64, HeaderValue)> = const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
     }

@@ -151,6 +151,45 @@ impl RequestHeaders {
     }
 }
 
+/// The name of a header most requests or responses carry, spelled as clients and servers send
+/// them (canonical case or lowercase), without [`HeaderName::from_bytes`]'s lowercasing copy and
+/// table lookup: about 150 instructions a header, a tenth of what lbd spent on a response head
+/// (callgrind). Hand-written because no crate offers it; any other spelling takes the general
+/// path.
+pub fn known_name(name: &[u8]) -> Option<HeaderName> {
+    Some(match name {
+        b"Host" | b"host" => header::HOST,
+        b"User-Agent" | b"user-agent" => header::USER_AGENT,
+        b"Accept" | b"accept" => header::ACCEPT,
+        b"Accept-Encoding" | b"accept-encoding" => header::ACCEPT_ENCODING,
+        b"Accept-Language" | b"accept-language" => header::ACCEPT_LANGUAGE,
+        b"Cookie" | b"cookie" => header::COOKIE,
+        b"Referer" | b"referer" => header::REFERER,
+        b"Authorization" | b"authorization" => header::AUTHORIZATION,
+        b"If-None-Match" | b"if-none-match" => header::IF_NONE_MATCH,
+        b"If-Modified-Since" | b"if-modified-since" => header::IF_MODIFIED_SINCE,
+        b"Origin" | b"origin" => header::ORIGIN,
+        b"Date" | b"date" => header::DATE,
+        b"Server" | b"server" => header::SERVER,
+        b"Content-Type" | b"content-type" => header::CONTENT_TYPE,
+        b"Content-Length" | b"content-length" => header::CONTENT_LENGTH,
+        b"Connection" | b"connection" => header::CONNECTION,
+        b"Transfer-Encoding" | b"transfer-encoding" => header::TRANSFER_ENCODING,
+        b"Cache-Control" | b"cache-control" => header::CACHE_CONTROL,
+        b"Content-Encoding" | b"content-encoding" => header::CONTENT_ENCODING,
+        b"ETag" | b"Etag" | b"etag" => header::ETAG,
+        b"Last-Modified" | b"last-modified" => header::LAST_MODIFIED,
+        b"Vary" | b"vary" => header::VARY,
+        b"Set-Cookie" | b"set-cookie" => header::SET_COOKIE,
+        b"Location" | b"location" => header::LOCATION,
+        b"Expires" | b"expires" => header::EXPIRES,
+        b"Accept-Ranges" | b"accept-ranges" => header::ACCEPT_RANGES,
+        b"X-Forwarded-For" | b"x-forwarded-for" => X_FORWARDED_FOR.clone(),
+        b"X-Request-Id" | b"x-request-id" => X_REQUEST_ID.clone(),
+        _ => return None,
+    })
+}
+
 /// The `X-Forwarded-For` value for a client: built once per connection, cloned per request.
 pub fn forwarded_for(client: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
@@ -311,6 +350,49 @@ mod tests {
 
     /// `RequestId::new(7, 42)`.
     const NEW: &str = "0000000000000007000000000000002a";
+
+    #[test]
+    fn known_names_are_the_names_from_bytes_makes() {
+        let spelled = [
+            "Host",
+            "User-Agent",
+            "Accept",
+            "Accept-Encoding",
+            "Accept-Language",
+            "Cookie",
+            "Referer",
+            "Authorization",
+            "If-None-Match",
+            "If-Modified-Since",
+            "Origin",
+            "Date",
+            "Server",
+            "Content-Type",
+            "Content-Length",
+            "Connection",
+            "Transfer-Encoding",
+            "Cache-Control",
+            "Content-Encoding",
+            "ETag",
+            "Etag",
+            "Last-Modified",
+            "Vary",
+            "Set-Cookie",
+            "Location",
+            "Expires",
+            "Accept-Ranges",
+            "X-Forwarded-For",
+            "X-Request-Id",
+        ];
+        for name in spelled.iter().flat_map(|n| [n.to_string(), n.to_ascii_lowercase()]) {
+            let fast = known_name(name.as_bytes());
+            assert_eq!(fast, HeaderName::from_bytes(name.as_bytes()).ok(), "{name}");
+            assert!(fast.is_some(), "{name}");
+        }
+        for other in ["CONTENT-LENGTH", "X-Served-By", "Date ", "content-lengt", ""] {
+            assert_eq!(known_name(other.as_bytes()), None, "{other}");
+        }
+    }
 
     #[test]
     fn request_ids_are_32_hex_digits_high_word_first() {

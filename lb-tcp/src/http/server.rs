@@ -1,4 +1,5 @@
-//! A downstream connection: HTTP/1.1 on hyper's server, HTTP/2 on [`H2Server`] (h2 directly),
+//! A downstream connection: HTTP/1.1 on [`h1server`](super::h1server) (lbd's loop, then hyper's
+//! server for a connection whose requests need it), HTTP/2 on [`H2Server`] (h2 directly),
 //! with lbd's limits, closed when idle, and shut down gracefully (in-flight requests finish,
 //! then close) on drain or listener removal.
 
@@ -10,13 +11,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body::RequestBody;
+use super::h1server;
 use super::h2server::H2Server;
-use super::proxy::{handle, ConnInfo};
+use super::proxy::ConnInfo;
 use crate::accept::ListenerHandle;
 use crate::activity::{Activity, Counted, Expired, Reads};
 use crate::ctx::WorkerCtx;
@@ -111,18 +110,11 @@ trait Graceful: std::future::Future<Output = Result<(), Self::Error>> {
     fn shutdown(self: std::pin::Pin<&mut Self>);
 }
 
-impl<I, S> Graceful for http1::UpgradeableConnection<I, S>
-where
-    Self: std::future::Future<Output = hyper::Result<()>>,
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S::ResBody: 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Error = hyper::Error;
+impl<F: Future<Output = Result<(), h1server::Error>>> Graceful for h1server::H1Connection<F> {
+    type Error = h1server::Error;
 
     fn shutdown(self: std::pin::Pin<&mut Self>) {
-        self.graceful_shutdown();
+        self.stop().raise();
     }
 }
 
@@ -290,7 +282,7 @@ impl<F: Future> Future for Side<F> {
     }
 }
 
-/// Sets up hyper's HTTP/1.1 side of a connection and returns the future that serves it: a plain
+/// Sets up the HTTP/1.1 side of a connection and returns the future that serves it: a plain
 /// function, so that the connection's state is only [`drive`]'s.
 fn run_h1<I>(
     ctx: Rc<WorkerCtx>,
@@ -313,18 +305,10 @@ where
             .with_alt_svc(local.filter(|_| proto == "https").and_then(|l| listener.alt_svc(l.port())))
             .with_local(local),
     );
-    let svc_ctx = ctx.clone();
-    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        handle(svc_ctx.clone(), info.clone(), req.map(RequestBody::Hyper))
-    });
     // The head timeout is the watchdog's (see `crate::activity`), not hyper's timer.
     let reads = Reads::default();
-    let conn = http1::Builder::new()
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_request_header_bytes)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(Counted::new(io, reads.clone())), svc)
-        .with_upgrades();
+    let conn =
+        h1server::connection(Counted::new(io, reads.clone()), ctx.clone(), info, limits.max_request_header_bytes);
     let head = Some((reads, limits.header_read_timeout));
     drive(ctx, listener, activity, limits.idle_timeout, head, peer, Box::pin(conn))
 }
