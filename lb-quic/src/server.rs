@@ -14,7 +14,6 @@ use bytes::{Buf, Bytes};
 use h3::server::RequestStream;
 use http::{HeaderValue, Method, Request, Response};
 use http_body::Body;
-use http_body_util::BodyExt;
 use lb_tcp::accept::ListenerHandle;
 use lb_tcp::activity::Activity;
 use lb_tcp::ctx::WorkerCtx;
@@ -459,7 +458,7 @@ async fn request(
     let mut held = None;
     let body = if bodyless {
         held = Some(recv);
-        RequestBody::Local(Box::pin(http_body_util::Empty::new().map_err(|never| match never {})))
+        RequestBody::empty()
     } else {
         RequestBody::Local(Box::pin(H3Body::new(recv, content_length)))
     };

@@ -29,26 +29,32 @@ impl Sender {
     /// Sends a request with the forwarding headers `fwd` and waits for the response head. An error that gives the request back
     /// means it may be sent again on another connection.
     ///
-    /// Not an `async fn`, so that `req` is kept once in the future's state (rust-lang/rust#62958).
+    /// The request is borrowed (see [`H1Conn::send`]); hyper's HTTP/2 client takes it, and
+    /// gives it back when it may go elsewhere.
     #[allow(clippy::manual_async_fn)]
-    pub fn send(
+    pub fn send<'a>(
         self,
-        mut req: Request<RequestBody>,
-        fwd: &Forwarding,
-    ) -> impl Future<Output = Result<hyper::Response<UpBody>, SendError>> + '_ {
+        req: &'a mut Request<RequestBody>,
+        fwd: &'a Forwarding,
+    ) -> impl Future<Output = Result<hyper::Response<UpBody>, SendError>> + 'a {
         async move {
             match self {
                 Self::H1(conn) => conn.send(req, fwd).await.map(|r| r.map(UpBody::H1)),
                 Self::H2(mut s) => {
                     fwd.apply(req.headers_mut());
                     if let Err(e) = s.ready().await {
-                        return Err((ProxyError::Upstream(e.into()), Some(req)));
+                        return Err((ProxyError::Upstream(e.into()), true));
                     }
-                    match s.try_send_request(req).await {
+                    let taken = std::mem::replace(req, Request::new(RequestBody::empty()));
+                    match s.try_send_request(taken).await {
                         Ok(r) => Ok(r.map(UpBody::H2)),
                         Err(mut e) => {
                             let back = e.take_message();
-                            Err((ProxyError::Upstream(e.into_error().into()), back))
+                            let again = back.is_some();
+                            if let Some(back) = back {
+                                *req = back;
+                            }
+                            Err((ProxyError::Upstream(e.into_error().into()), again))
                         }
                     }
                 }

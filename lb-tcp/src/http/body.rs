@@ -216,6 +216,13 @@ pub enum RequestBody {
     Local(LocalBody),
 }
 
+impl RequestBody {
+    /// No body (allocates nothing: the box holds a zero-sized body).
+    pub fn empty() -> Self {
+        Self::Local(Box::pin(http_body_util::BodyExt::map_err(http_body_util::Empty::new(), |never| match never {})))
+    }
+}
+
 impl std::fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -149,9 +149,9 @@ enum ReqFraming {
     Chunked,
 }
 
-/// A failed send; `request` is given back when it can be sent again elsewhere (nothing of it
-/// was consumed, and the connection failed before it could have been acted on).
-pub type SendError = (ProxyError, Option<Request<RequestBody>>);
+/// A failed send, and whether the request may be sent again elsewhere (nothing of it was
+/// consumed, and the connection failed before it could have been acted on).
+pub type SendError = (ProxyError, bool);
 
 impl H1Conn {
     /// A new connection over `io`, counted in `gauge`.
@@ -186,26 +186,27 @@ impl H1Conn {
     /// Sends `req` and reads the response head. The body is read by the returned [`H1Body`],
     /// which owns the connection until the body ends.
     ///
-    /// Not an `async fn`, so that `req` is kept once in the future's state (rust-lang/rust#62958).
+    /// The request is borrowed: it stays in the caller's state, once, for a retry elsewhere
+    /// (each future that took it by value kept its own 272-byte copy).
     #[allow(clippy::manual_async_fn)]
-    pub fn send(
+    pub fn send<'a>(
         mut self: Box<Self>,
-        mut req: Request<RequestBody>,
-        fwd: &Forwarding,
-    ) -> impl Future<Output = Result<Response<H1Body>, SendError>> + '_ {
+        req: &'a mut Request<RequestBody>,
+        fwd: &'a Forwarding,
+    ) -> impl Future<Output = Result<Response<H1Body>, SendError>> + 'a {
         async move {
             let reused = std::mem::replace(&mut self.used, true);
             let head_only = req.method() == Method::HEAD;
-            let framing = self.encode_head(&req, fwd);
+            let framing = self.encode_head(req, fwd);
             let mut body_started = false;
             // Given back (to be sent on another connection) only while intact and not acted on:
             // its head did not fully go out, or a reused connection closed before any reply to an
             // idempotent request (a backend's keep-alive timeout racing the request).
-            match self.write_request(&mut req, framing, &mut body_started).await {
+            match self.write_request(req, framing, &mut body_started).await {
                 Ok(()) => {}
                 Err(WriteError::Body(e)) => {
                     self.broken = true;
-                    return Err((ProxyError::Upstream(e), None));
+                    return Err((ProxyError::Upstream(e), false));
                 }
                 Err(WriteError::Answered) => {
                     // The rest of the request was never sent: the connection ends with this answer.
@@ -215,7 +216,7 @@ impl H1Conn {
                             resp.body_mut().keep_alive = false;
                             Ok(resp)
                         }
-                        Err(HeadError { error, .. }) => Err((ProxyError::Upstream(error.into()), None)),
+                        Err(HeadError { error, .. }) => Err((ProxyError::Upstream(error.into()), false)),
                     };
                 }
                 Err(WriteError::Io(e)) => {
@@ -225,14 +226,14 @@ impl H1Conn {
                     if let Ok(Ok(resp)) = tokio::time::timeout(Duration::ZERO, self.read_head(head_only)).await {
                         return Ok(resp);
                     }
-                    return Err((ProxyError::Upstream(e.into()), (!body_started).then_some(req)));
+                    return Err((ProxyError::Upstream(e.into()), !body_started));
                 }
             }
             match self.read_head(head_only).await {
                 Ok(resp) => Ok(resp),
                 Err(HeadError { error, nothing_read }) => {
                     let again = nothing_read && reused && !body_started && is_idempotent(req.method());
-                    Err((ProxyError::Upstream(error.into()), again.then_some(req)))
+                    Err((ProxyError::Upstream(error.into()), again))
                 }
             }
         }

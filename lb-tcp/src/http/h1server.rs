@@ -28,7 +28,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
-use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -263,8 +262,7 @@ fn parse(buf: &mut BytesMut) -> Next {
         let Ok(value) = HeaderValue::from_maybe_shared(value) else { return hand_back(buf, &head) };
         headers.append(name, value);
     }
-    let body = http_body_util::Empty::<Bytes>::new().map_err(|never| match never {});
-    let mut req = Request::new(RequestBody::Local(Box::pin(body)));
+    let mut req = Request::new(RequestBody::empty());
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;

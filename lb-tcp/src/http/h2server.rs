@@ -104,7 +104,7 @@ fn serve_stream(
     let (parts, recv) = req.into_parts();
     let body = H2Body::new(recv, &parts.headers);
     // Boxed, and the task a hand-written future: the task's state is copied when it is spawned
-    // and when it ends, so it holds only pointers and handles (the request future is 2.6 KB).
+    // and when it ends, so it holds only pointers and handles (the request future is 1.9 KB).
     let fut = Box::pin(handle(ctx, info, Request::from_parts(parts, RequestBody::H2(body))));
     StreamTask::Answering { fut, respond }
 }

@@ -401,7 +401,7 @@ fn forward<'a>(
             trace.attempts += 1;
             trace.upstream = Some(cluster.address(ep));
             cluster.state.borrow_mut().start_request(ep);
-            match send(ctx, conn, cluster, ep, p.req, &p.fwd, now).await {
+            match send(ctx, conn, cluster, ep, &mut p.req, &p.fwd, now).await {
                 Ok(mut resp) => {
                     let status = resp.status();
                     let outcome = if status.is_server_error() { Outcome::ServerError } else { Outcome::Success };
@@ -420,21 +420,18 @@ fn forward<'a>(
                     let release = Release { cluster: cluster.clone(), endpoint: ep, outcome };
                     return Ok(Response::from_parts(parts, ProxyBody::upstream(body, release)));
                 }
-                Err((e, back)) => {
+                Err((e, again)) => {
                     let now = Instant::now();
                     cluster.state.borrow_mut().end_request(ep, Outcome::ConnectFailure, now);
                     if matches!(e, ProxyError::Connect(_) | ProxyError::ConnectTimeout) {
                         ctx.state.borrow_mut().metrics.counters.connect_failures += 1;
                     }
                     tracing::debug!(worker = ctx.id, endpoint = %cluster.address(ep), error = %e, "upstream attempt failed");
-                    match back {
-                        Some(r) => {
-                            p.req = r;
-                            tried.push(ep);
-                            last = e;
-                        }
-                        None => return Err(e),
+                    if !again {
+                        return Err(e);
                     }
+                    tried.push(ep);
+                    last = e;
                 }
             }
         }
@@ -442,20 +439,21 @@ fn forward<'a>(
     }
 }
 
-type SendResult = Result<Response<UpBody>, (ProxyError, Option<Request<RequestBody>>)>;
+/// A response, or an error and whether the request may go to another endpoint.
+type SendResult = Result<Response<UpBody>, (ProxyError, bool)>;
 
 /// Sends on a pooled connection if there is one, else on a new one. A pooled connection that
 /// turns out closed before the request could be acted on is not a failure: a fresh one is tried.
 /// `now` is when the attempt started: the pool's idle check and the request timer count from it.
 ///
-/// Not an `async fn`, so that `req` is kept once in the future's state (see [`handle`]).
+/// The request is borrowed from [`forward`]'s state, where it stays for a retry.
 #[allow(clippy::manual_async_fn)]
 fn send<'a>(
     ctx: &'a Rc<WorkerCtx>,
     conn: &'a ConnInfo,
     cluster: &'a ClusterRt,
     ep: usize,
-    mut req: Request<RequestBody>,
+    req: &'a mut Request<RequestBody>,
     fwd: &'a Forwarding,
     now: Instant,
 ) -> impl Future<Output = SendResult> + 'a {
@@ -467,14 +465,13 @@ fn send<'a>(
         let pooled = cluster.pool.borrow_mut().take(ep, now, careful);
         if let Some(sender) = pooled {
             ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
-            match timed(conn, timeout, sender.send(req, fwd), now).await {
+            match timed(conn, timeout, sender.send(&mut *req, fwd), now).await {
                 Some(Ok(resp)) => return Ok(resp),
-                Some(Err((e, Some(back)))) => {
+                Some(Err((e, true))) => {
                     tracing::debug!(worker = ctx.id, error = %e, "pooled upstream connection was closed; opening a new one");
-                    req = back;
                 }
-                Some(Err((e, None))) => return Err((e, None)),
-                None => return Err((ProxyError::UpstreamTimeout, None)),
+                Some(Err((e, false))) => return Err((e, false)),
+                None => return Err((ProxyError::UpstreamTimeout, false)),
             }
         }
         // Boxed: a new connection's state (TCP and TLS connect, hyper handshake) is several KB, and
@@ -487,11 +484,11 @@ fn send<'a>(
             .map(|(v, local)| crate::proxy_protocol::header(v, conn.peer, local));
         let sender = match Box::pin(connect(ctx, cluster, ep, proxy_header.as_deref())).await {
             Ok(s) => s,
-            Err(e) => return Err((e, Some(req))),
+            Err(e) => return Err((e, true)),
         };
         match timed(conn, timeout, sender.send(req, fwd), Instant::now()).await {
             Some(r) => r,
-            None => Err((ProxyError::UpstreamTimeout, None)),
+            None => Err((ProxyError::UpstreamTimeout, false)),
         }
     }
 }
