@@ -8,8 +8,9 @@
 //! accept_loop ─┬─ http listener ─▶ waiting room (no task until the first byte; `waiting`)
 //!              │                   ─▶ http::server::serve_http
 //!              │                        (https: tls::TlsStream, rustls's unbuffered API)
-//!              │                        HTTP/1.1: hyper's server; HTTP/2: h2 with lbd's
-//!              │                        stream tasks (http::h2server)
+//!              │                        HTTP/1.1: lbd's loop (http::h1server), hyper's
+//!              │                        server once a request needs it; HTTP/2: h2 with
+//!              │                        lbd's stream tasks (http::h2server)
 //!              │                     └─ per request: http::proxy::handle
 //!              │                          route (lb-core router) → pick (lb-core cluster state)
 //!              │                          → pool::Pool or new upstream conn
