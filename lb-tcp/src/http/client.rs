@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 use super::body::{BoxError, RequestBody};
 use super::error::ProxyError;
-use super::headers::{known_name, Forwarding};
+use super::headers::{known_name, list_tokens, Forwarding};
 
 /// Largest response head read (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
@@ -199,7 +199,7 @@ impl H1Conn {
             let head_only = req.method() == Method::HEAD;
             let framing = self.encode_head(req, fwd);
             let mut body_started = false;
-            // Given back (to be sent on another connection) only while intact and not acted on:
+            // Marked for another connection only while intact and not acted on:
             // its head did not fully go out, or a reused connection closed before any reply to an
             // idempotent request (a backend's keep-alive timeout racing the request).
             match self.write_request(req, framing, &mut body_started).await {
@@ -561,7 +561,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Parsed, &'static st
             continue;
         } else if name == header::CONNECTION {
             let mut other = false;
-            for t in raw.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            for t in list_tokens(raw) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if t.eq_ignore_ascii_case(b"keep-alive") {

@@ -33,7 +33,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::body::{ProxyBody, RequestBody};
-use super::headers::known_name;
+use super::headers::{date, known_name, list_tokens};
 use super::proxy::{handle, ConnInfo};
 use crate::ctx::WorkerCtx;
 
@@ -128,24 +128,18 @@ where
         let head = loop {
             match parse(&mut buf) {
                 Next::Fast(head) => break head,
-                Next::Hyper => return Box::pin(hyper(io, buf, ctx, info, max_buf, &stop)).await,
-                Next::Partial if buf.len() >= max_buf => {
-                    // hyper answers it (431), as before.
-                    return Box::pin(hyper(io, buf, ctx, info, max_buf, &stop)).await;
-                }
-                Next::Partial => {}
+                Next::Partial if buf.len() < max_buf => {}
+                // A request for hyper, or a head already too large (hyper answers 431, as before).
+                _ => return Box::pin(hyper(io, buf, ctx, info, max_buf, &stop)).await,
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(READ_BUF);
             }
-            match read(&mut io, &mut buf, &stop).await? {
-                // The client closed (a partial head is dropped, as hyper does), or the
-                // connection is asked to finish between requests.
-                0 => {
-                    let _ = io.shutdown().await;
-                    return Ok(());
-                }
-                _ => continue,
+            // 0: the client closed (a partial head is dropped, as hyper does), or the connection
+            // is asked to finish between requests.
+            if read(&mut io, &mut buf, &stop).await? == 0 {
+                let _ = io.shutdown().await;
+                return Ok(());
             }
         };
         let head_only = head.req.method() == Method::HEAD;
@@ -251,7 +245,7 @@ fn parse(buf: &mut BytesMut) -> Next {
         } else if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
             return hand_back(buf, &head);
         } else if name == header::CONNECTION {
-            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            for token in list_tokens(&value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
@@ -299,36 +293,37 @@ async fn write_response<I: AsyncWrite + Unpin>(
     w.push(b' ');
     w.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
     w.extend_from_slice(b"\r\n");
-    let mut length: Option<u64> = None;
-    let mut date = false;
+    let mut has_length = false;
+    let mut has_date = false;
     for (name, value) in &parts.headers {
         if *name == header::CONTENT_LENGTH {
             if no_body_status && status != StatusCode::NOT_MODIFIED {
                 continue;
             }
-            length = std::str::from_utf8(value.as_bytes()).ok().and_then(|v| v.trim().parse().ok());
+            has_length = true;
         } else if *name == header::DATE {
-            date = true;
+            has_date = true;
         } else if *name == header::TRANSFER_ENCODING {
             // Framed here.
             continue;
         } else if *name == header::CONNECTION {
             // lbd's own answers may say `close` (a 431); said below.
-            close |= value.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            close |= list_tokens(value.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
             continue;
         }
         put(w, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !date {
-        put(w, b"date", super::h2server::date().as_bytes());
+    if !has_date {
+        put(w, b"date", date().as_bytes());
     }
+    // The body's exact size is its `Content-Length` when it has one: the client framed it by that.
+    let length = body.size_hint().exact();
     let mut chunked = false;
     // A HEAD response says what a GET's would (the backend's length, if it gave one).
-    if !no_body_status && !head_only && length.is_none() {
-        match body.size_hint().exact() {
+    if !no_body_status && !head_only && !has_length {
+        match length {
             Some(n) => {
                 let _ = write!(w, "content-length: {n}\r\n");
-                length = Some(n);
             }
             None => {
                 w.extend_from_slice(b"transfer-encoding: chunked\r\n");

@@ -16,12 +16,10 @@
 //! Counted by callgrind (`bench/callgrind-h1.sh` with `H2=1`): 41.4k–41.8k instructions per
 //! request through hyper's layer, 40.0k–40.3k without it.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use h2::server::{Connection, Handshake, SendResponse};
@@ -163,7 +161,7 @@ fn answer<F>(resp: Response<ProxyBody>, respond: &mut SendResponse<Bytes>) -> St
     let (mut head, body) = resp.into_parts();
     let (has_date, has_length) = scan_head(&mut head.headers);
     if !has_date {
-        head.headers.insert(header::DATE, date());
+        head.headers.insert(header::DATE, super::headers::date());
     }
     let eos = body.is_end_stream();
     if !eos && !has_length {
@@ -285,25 +283,6 @@ fn scan_head(headers: &mut HeaderMap) -> (bool, bool) {
         }
     }
     (date, length)
-}
-
-/// `Date` for a response without one (lbd's own), as hyper's servers add it: formatted once a
-/// second per worker.
-pub(super) fn date() -> HeaderValue {
-    thread_local! {
-        static DATE: RefCell<(u64, HeaderValue)> = const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
-    }
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    DATE.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.0 != secs {
-            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
-                *d = (secs, v);
-            }
-        }
-        d.1.clone()
-    })
 }
 
 /// A request body from a client's HTTP/2 stream. The flow-control window of each DATA frame is

@@ -190,6 +190,30 @@ pub fn known_name(name: &[u8]) -> Option<HeaderName> {
     })
 }
 
+/// The comma-separated elements of a list-valued field (`Connection`, `Transfer-Encoding`), trimmed.
+pub fn list_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// `Date` for a response without one (lbd's own), as hyper's servers add it: formatted once a
+/// second per worker. Both of lbd's servers (HTTP/1.1 and HTTP/2) add it.
+pub fn date() -> HeaderValue {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, HeaderValue)> = const { std::cell::RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+                *d = (secs, v);
+            }
+        }
+        d.1.clone()
+    })
+}
+
 /// The `X-Forwarded-For` value for a client: built once per connection, cloned per request.
 pub fn forwarded_for(client: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
