@@ -32,6 +32,15 @@ if ! python3 -c 'import aiohttp, grpc, aioquic' >/dev/null 2>&1; then
   python3 -m pip install -q -r tests/requirements.txt || python3 -m pip install -q --break-system-packages -r tests/requirements.txt
 fi
 
+# A clean clone (CI) gains nothing from incremental caches or full debug info, which are most of
+# the disk a debug build takes. Without them the whole run's target folder peaked at 3.1 GB (the
+# workspace and the upstream tests' folder); a run out of disk fails to link.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
+  export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+  export CARGO_PROFILE_TEST_DEBUG=line-tables-only
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
