@@ -55,6 +55,61 @@ fn start(name: &str) -> (Backend, Lbd, u16, u16) {
     (a, lbd, port, port2)
 }
 
+/// A backend's response headers reach the client without their hop-by-hop ones (and those its
+/// `Connection` names), the rest as sent: over HTTP/1.1, where lbd's own loop passes the
+/// backend's header lines on unparsed (names in its case, repeats in order, its `Date`), and
+/// over HTTP/2, where they go through a header map.
+#[test]
+fn response_headers_lose_their_hop_by_hop_ones_and_keep_the_rest_over_http1_and_http2() {
+    let backend_port = free_port();
+    let _backend = python_server("raw_backend.py", &["--port", &backend_port.to_string()], backend_port, "python3");
+    let (admin, port, port2) = (free_port(), free_port(), free_port());
+    let dir = scratch("response-hop");
+    make_cert(&dir, "a", "ec", &["a.test"]);
+    make_cert(&dir, "w", "rsa", &["*.w.test", "w.test"]);
+    let cfg = https_config(admin, port, port2, &format!("127.0.0.1:{backend_port}"));
+    let _lbd = Lbd::start_with_copies("response-hop", admin, &cfg, &dir, &["a.crt", "a.key", "w.crt", "w.key"]);
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    for flag in ["--http1.1", "--http2"] {
+        let url = |p: &str| format!("https://a.test:{port}{p}");
+        // Twice on one connection: the second response comes on a reused backend connection.
+        let (out, ok) = curl(&["-sk", flag, "--resolve", &resolve, "-D", "-", &url("/hop"), &url("/hop")]);
+        assert!(ok, "{flag}: {out}");
+        let heads: Vec<&str> = out.split("hop\n").filter(|h| !h.is_empty()).collect();
+        assert_eq!(heads.len(), 2, "{flag}: {out}");
+        for head in heads {
+            let lines: Vec<String> = head.lines().skip(1).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            let names: Vec<String> =
+                lines.iter().filter_map(|l| l.split_once(':')).map(|(n, _)| n.to_ascii_lowercase()).collect();
+            for hop in ["keep-alive", "connection", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding"]
+            {
+                assert!(!names.iter().any(|n| n == hop), "{flag}: {hop} passed on: {head}");
+            }
+            let values = |name: &str| -> Vec<String> {
+                lines
+                    .iter()
+                    .filter_map(|l| l.split_once(':'))
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string())
+                    .collect()
+            };
+            assert_eq!(values("x-mixed-case"), ["One", "Two"], "{flag}: {head}");
+            assert_eq!(values("date"), ["Tue, 01 Dec 2026 00:00:00 GMT"], "{flag}: the backend's own, once: {head}");
+            assert_eq!(values("content-length"), ["4"], "{flag}: {head}");
+            assert_eq!(values("x-got"), ["0"], "{flag}: {head}");
+            if flag == "--http1.1" {
+                assert!(
+                    lines.iter().any(|l| l == "X-Mixed-Case: One") && lines.iter().any(|l| l == "x-mixed-case: Two"),
+                    "names as the backend wrote them: {head}"
+                );
+            }
+        }
+        let (out, ok) = curl(&["-sk", flag, "--resolve", &resolve, "-D", "-", &url("/named")]);
+        assert!(ok && out.ends_with("named\n"), "{flag}: {out}");
+        assert!(!out.to_ascii_lowercase().contains("x-hop"), "{flag}: a header its Connection names passed on: {out}");
+    }
+}
+
 /// `openssl s_client` output for one connection.
 fn s_client(port: u16, args: &[&str]) -> String {
     let out = Command::new("openssl")

@@ -30,16 +30,18 @@ impl Sender {
     /// means it may be sent again on another connection.
     ///
     /// The request is borrowed (see [`H1Conn::send`]); hyper's HTTP/2 client takes it, and
-    /// gives it back when it may go elsewhere.
+    /// gives it back when it may go elsewhere. `raw`: an HTTP/1.1 response's headers may come
+    /// unparsed (see [`H1Conn::send`]).
     #[allow(clippy::manual_async_fn)]
     pub fn send<'a>(
         self,
         req: &'a mut Request<RequestBody>,
         fwd: &'a Forwarding,
+        raw: bool,
     ) -> impl Future<Output = Result<hyper::Response<UpBody>, SendError>> + 'a {
         async move {
             match self {
-                Self::H1(conn) => conn.send(req, fwd).await.map(|r| r.map(UpBody::H1)),
+                Self::H1(conn) => conn.send(req, fwd, raw).await.map(|r| r.map(UpBody::H1)),
                 Self::H2(mut s) => {
                     fwd.apply(req.headers_mut());
                     if let Err(e) = s.ready().await {

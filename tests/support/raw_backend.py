@@ -13,6 +13,9 @@ for --idle seconds (a backend keep-alive timeout), and every request is counted 
   /reject        -> 413 at once, without reading the request body; the connection then stays
                     open, unread, for 5 s (a backend refusing an upload early)
   /target...     -> the request-target as it arrived (so absolute-form shows), and a newline
+  /hop           -> 200 "hop\\n" with every hop-by-hop header, a repeated header in mixed case
+                    and a fixed Date
+  /named         -> 200 "named\\n" with a header that its Connection names (X-Hop)
 Request bodies (Content-Length or chunked) are read and their length is echoed in X-Got.
 """
 import argparse
@@ -89,6 +92,14 @@ async def serve(reader, writer, idle):
                 return
             elif "/target" in path:
                 writer.write(simple(path.encode() + b"\n", extra))
+            elif path == "/hop":
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\n"
+                    b"Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\n"
+                    b"X-Mixed-Case: One\r\nx-mixed-case: Two\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\n%s\r\nhop\n" % extra
+                )
+            elif path == "/named":
+                writer.write(b"HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: secret\r\nContent-Length: 6\r\n%s\r\nnamed\n" % extra)
             elif path == "/truncated":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
                 await writer.drain()

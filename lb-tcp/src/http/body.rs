@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use lb_core::health::Outcome;
 
-use super::client::H1Body;
+use super::client::{H1Body, RawFields};
 use crate::activity::Activity;
 use crate::ctx::ClusterRt;
 
@@ -135,6 +135,20 @@ impl ProxyBody {
 
     pub(crate) fn set_in_flight(&mut self, guard: InFlight) {
         self.in_flight = Some(guard);
+    }
+
+    /// The backend's header lines, when they came unparsed (an HTTP/1.1 backend, asked for
+    /// them by `ConnInfo::raw_heads`); the response's map then holds only what lbd added.
+    pub(crate) fn take_fields(&mut self) -> Option<RawFields> {
+        match &mut self.kind {
+            Kind::Upstream { inner: UpBody::H1(b), .. } => b.take_fields(),
+            _ => None,
+        }
+    }
+
+    /// Whether the unparsed header lines hold an `Alt-Svc`.
+    pub(crate) fn has_raw_alt_svc(&self) -> bool {
+        matches!(&self.kind, Kind::Upstream { inner: UpBody::H1(b), .. } if b.has_alt_svc())
     }
 }
 

@@ -187,12 +187,14 @@ impl H1Conn {
     /// which owns the connection until the body ends.
     ///
     /// The request is borrowed: it stays in the caller's state, once, for a retry elsewhere
-    /// (each future that took it by value kept its own 272-byte copy).
+    /// (each future that took it by value kept its own 272-byte copy). With `raw`, the response's
+    /// headers come as [`RawFields`] (see [`H1Body::take_fields`]).
     #[allow(clippy::manual_async_fn)]
     pub fn send<'a>(
         mut self: Box<Self>,
         req: &'a mut Request<RequestBody>,
         fwd: &'a Forwarding,
+        raw: bool,
     ) -> impl Future<Output = Result<Response<H1Body>, SendError>> + 'a {
         async move {
             let reused = std::mem::replace(&mut self.used, true);
@@ -211,7 +213,7 @@ impl H1Conn {
                 Err(WriteError::Answered) => {
                     // The rest of the request was never sent: the connection ends with this answer.
                     self.broken = true;
-                    return match self.read_head(head_only).await {
+                    return match self.read_head(head_only, raw).await {
                         Ok(mut resp) => {
                             resp.body_mut().keep_alive = false;
                             Ok(resp)
@@ -223,13 +225,13 @@ impl H1Conn {
                     self.broken = true;
                     // A backend may answer early (a 413 before the whole upload) and close: its
                     // answer is what the client should get, if it is already here.
-                    if let Ok(Ok(resp)) = tokio::time::timeout(Duration::ZERO, self.read_head(head_only)).await {
+                    if let Ok(Ok(resp)) = tokio::time::timeout(Duration::ZERO, self.read_head(head_only, raw)).await {
                         return Ok(resp);
                     }
                     return Err((ProxyError::Upstream(e.into()), !body_started));
                 }
             }
-            match self.read_head(head_only).await {
+            match self.read_head(head_only, raw).await {
                 Ok(resp) => Ok(resp),
                 Err(HeadError { error, nothing_read }) => {
                     let again = nothing_read && reused && !body_started && is_idempotent(req.method());
@@ -410,15 +412,15 @@ impl H1Conn {
     }
 
     /// Reads until a final response head (1xx other than 101 are skipped).
-    async fn read_head(mut self: Box<Self>, head_only: bool) -> Result<Response<H1Body>, HeadError> {
+    async fn read_head(mut self: Box<Self>, head_only: bool, raw: bool) -> Result<Response<H1Body>, HeadError> {
         let mut nothing_read = true;
         loop {
             if !self.buf.is_empty() {
-                match parse_head(&mut self.buf, head_only) {
+                match parse_head(&mut self.buf, head_only, raw) {
                     Ok(Parsed::Partial) => {}
                     Ok(Parsed::Informational) => continue,
-                    Ok(Parsed::Final { status, version, headers, framing, keep_alive }) => {
-                        let mut resp = Response::new(H1Body { framing, keep_alive, conn: Some(self) });
+                    Ok(Parsed::Final { status, version, headers, fields, framing, keep_alive }) => {
+                        let mut resp = Response::new(H1Body { framing, keep_alive, fields, conn: Some(self) });
                         *resp.status_mut() = status;
                         *resp.version_mut() = version;
                         *resp.headers_mut() = headers;
@@ -507,11 +509,138 @@ struct HeadError {
 enum Parsed {
     Partial,
     Informational,
-    Final { status: StatusCode, version: Version, headers: HeaderMap, framing: Framing, keep_alive: bool },
+    Final {
+        status: StatusCode,
+        version: Version,
+        headers: HeaderMap,
+        fields: Option<RawFields>,
+        framing: Framing,
+        keep_alive: bool,
+    },
 }
 
-/// Parses a response head at the start of `buf`, consuming it when complete.
-fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Parsed, &'static str> {
+/// A response's header lines as the backend sent them (names in its case), less the hop-by-hop
+/// ones and `Transfer-Encoding`: what lbd's own HTTP/1.1 server writes to its client in place of
+/// a `HeaderMap` when no part of lbd reads or changes the response's headers (see
+/// `ConnInfo::raw_heads`). The map cost a copy of the head, a `Bytes` per value, a hash per name
+/// and their writing out again: about 3k of 17.5k instructions per proxied request (callgrind).
+#[derive(Debug, Default)]
+pub struct RawFields {
+    /// `name: value\r\n` lines.
+    pub lines: Vec<u8>,
+    /// Whether `lines` hold a `Content-Length` (never for a 101 or 204), a `Date`, an `Alt-Svc`.
+    pub has_length: bool,
+    pub has_date: bool,
+    pub has_alt_svc: bool,
+}
+
+/// The response header names the client acts on, told apart by their bytes in any case.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Date,
+    AltSvc,
+    /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `TE`, `Trailer`, `Upgrade`: the
+    /// hop-by-hop ones, besides those above (as `strip_hop_by_hop` removes them).
+    HopByHop,
+    Other,
+}
+
+fn field(name: &[u8]) -> Field {
+    let is = |s: &[u8]| token_eq(name, s);
+    // The length decides almost always.
+    match name.len() {
+        2 if is(b"te") => Field::HopByHop,
+        4 if is(b"date") => Field::Date,
+        7 if is(b"trailer") || is(b"upgrade") => Field::HopByHop,
+        7 if is(b"alt-svc") => Field::AltSvc,
+        10 if is(b"connection") => Field::Connection,
+        10 if is(b"keep-alive") => Field::HopByHop,
+        14 if is(b"content-length") => Field::ContentLength,
+        16 if is(b"proxy-connection") => Field::HopByHop,
+        17 if is(b"transfer-encoding") => Field::TransferEncoding,
+        18 if is(b"proxy-authenticate") => Field::HopByHop,
+        _ => Field::Other,
+    }
+}
+
+/// Whether the token `name` (as httparse passed it) is `lower` in any case, for `lower` of
+/// lowercase letters and `-`. Eight bytes at a time with the case bit set: among token
+/// characters only an uppercase letter becomes a lowercase one that way, and only `-` stays
+/// `-` (a byte-wise `eq_ignore_ascii_case` was 3% of a request's instructions).
+fn token_eq(name: &[u8], lower: &[u8]) -> bool {
+    if name.len() != lower.len() {
+        return false;
+    }
+    let (mut a, mut b) = (name, lower);
+    while a.len() >= 8 {
+        let (x, y) = (u64::from_le_bytes(word(a)), u64::from_le_bytes(word(b)));
+        if x | 0x2020_2020_2020_2020 != y {
+            return false;
+        }
+        (a, b) = (&a[8..], &b[8..]);
+    }
+    a.iter().zip(b).all(|(x, y)| x | 0x20 == *y)
+}
+
+fn word(s: &[u8]) -> [u8; 8] {
+    let mut w = [0; 8];
+    w.copy_from_slice(&s[..8]);
+    w
+}
+
+/// What a response's framing headers say.
+#[derive(Default)]
+struct Scan {
+    length: Option<u64>,
+    chunked: bool,
+    te: bool,
+    close: bool,
+    keep_alive_token: bool,
+}
+
+impl Scan {
+    fn content_length(&mut self, value: &[u8]) -> Result<(), &'static str> {
+        let n = std::str::from_utf8(value).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        match (n, self.length) {
+            (None, _) => Err("invalid Content-Length"),
+            (Some(n), Some(prev)) if n != prev => Err("conflicting Content-Length"),
+            (Some(n), _) => {
+                self.length = Some(n);
+                Ok(())
+            }
+        }
+    }
+
+    /// Re-framed by the client side: only whether it ends in `chunked` matters.
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        self.te = true;
+        self.chunked =
+            value.rsplit(|b| *b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    }
+
+    /// Whether this `Connection` names headers (other than `close` and `keep-alive`).
+    fn connection(&mut self, value: &[u8]) -> bool {
+        let mut named = false;
+        for t in list_tokens(value) {
+            if t.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive_token = true;
+            } else if !t.is_empty() {
+                named = true;
+            }
+        }
+        named
+    }
+}
+
+/// Parses a response head at the start of `buf`, consuming it when complete. With `raw`, the
+/// headers come back as [`RawFields`] (and an empty map), unless `Connection` names headers to
+/// remove, which the proxy does on the map.
+fn parse_head(buf: &mut BytesMut, head_only: bool, raw: bool) -> Result<Parsed, &'static str> {
     // Uninitialised slots: zeroing 100 of them cost more than parsing a typical head.
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
@@ -528,60 +657,80 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Parsed, &'static st
     }
     let http10 = res.version == Some(0);
     let status = StatusCode::from_u16(code).map_err(|_| "invalid response status")?;
-    // The header values share one copy of the head (a few hundred bytes), so the read buffer
-    // stays uniquely owned and reusable.
-    let head = Bytes::copy_from_slice(&buf[..len]);
-    let base = buf.as_ptr() as usize;
-    // Room for two more: lbd's `Alt-Svc` and hyper's HTTP/2 `Date` check, since `entry` makes
-    // room for one before it looks (a full map was grown and copied twice per response).
-    let mut map = HeaderMap::with_capacity(res.headers.len() + 2);
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut te = false;
-    let mut close = false;
-    let mut keep_alive_token = false;
-    for h in res.headers.iter() {
-        let name = match known_name(h.name.as_bytes()) {
-            Some(n) => n,
-            None => HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid response header name")?,
-        };
-        let raw = h.value;
-        if name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(raw).ok().and_then(|s| s.trim().parse::<u64>().ok());
-            match (n, length) {
-                (None, _) => return Err("invalid Content-Length"),
-                (Some(n), Some(prev)) if n != prev => return Err("conflicting Content-Length"),
-                (Some(n), _) => length = Some(n),
-            }
-        } else if name == header::TRANSFER_ENCODING {
-            // Re-framed by the client side; only whether it ends in `chunked` matters.
-            te = true;
-            chunked =
-                raw.rsplit(|b| *b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            continue;
-        } else if name == header::CONNECTION {
-            let mut other = false;
-            for t in list_tokens(raw) {
-                if t.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive_token = true;
-                } else if !t.is_empty() {
-                    other = true;
+    let mut scan = Scan::default();
+    let mut map = HeaderMap::new();
+    let mut fields = None;
+    if raw {
+        let mut f = RawFields { lines: Vec::with_capacity(len), ..RawFields::default() };
+        let mut named = false;
+        for h in res.headers.iter() {
+            match field(h.name.as_bytes()) {
+                Field::ContentLength => {
+                    scan.content_length(h.value)?;
+                    // hyper's server drops it from these too.
+                    if code == 101 || code == 204 {
+                        continue;
+                    }
+                    f.has_length = true;
                 }
+                Field::TransferEncoding => {
+                    scan.transfer_encoding(h.value);
+                    continue;
+                }
+                Field::Connection => {
+                    named |= scan.connection(h.value);
+                    continue;
+                }
+                Field::HopByHop => continue,
+                Field::Date => f.has_date = true,
+                Field::AltSvc => f.has_alt_svc = true,
+                Field::Other => {}
             }
-            // Dropped here unless it names other headers, which the proxy then removes.
-            if !other {
+            f.lines.extend_from_slice(h.name.as_bytes());
+            f.lines.extend_from_slice(b": ");
+            f.lines.extend_from_slice(h.value);
+            f.lines.extend_from_slice(b"\r\n");
+        }
+        if named {
+            scan = Scan::default();
+        } else {
+            fields = Some(f);
+        }
+    }
+    if fields.is_none() {
+        // The header values share one copy of the head (a few hundred bytes), so the read
+        // buffer stays uniquely owned and reusable.
+        let head = Bytes::copy_from_slice(&buf[..len]);
+        let base = buf.as_ptr() as usize;
+        // Room for two more: lbd's `Alt-Svc` and hyper's HTTP/2 `Date` check, since `entry`
+        // makes room for one before it looks (a full map was grown and copied twice per response).
+        map.reserve(res.headers.len() + 2);
+        for h in res.headers.iter() {
+            let name = match known_name(h.name.as_bytes()) {
+                Some(n) => n,
+                None => HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "invalid response header name")?,
+            };
+            if name == header::CONTENT_LENGTH {
+                scan.content_length(h.value)?;
+            } else if name == header::TRANSFER_ENCODING {
+                scan.transfer_encoding(h.value);
+                continue;
+            } else if name == header::CONNECTION {
+                // Dropped here unless it names other headers, which the proxy then removes
+                // (with the other hop-by-hop ones).
+                if !scan.connection(h.value) {
+                    continue;
+                }
+            } else if name.as_str() == "keep-alive" {
                 continue;
             }
-        } else if name.as_str() == "keep-alive" {
-            continue;
+            let at = h.value.as_ptr() as usize - base;
+            let value = HeaderValue::from_maybe_shared(head.slice(at..at + h.value.len()))
+                .map_err(|_| "invalid response header value")?;
+            map.append(name, value);
         }
-        let at = raw.as_ptr() as usize - base;
-        let value = HeaderValue::from_maybe_shared(head.slice(at..at + raw.len()))
-            .map_err(|_| "invalid response header value")?;
-        map.append(name, value);
     }
+    let Scan { length, chunked, te, close, keep_alive_token } = scan;
     buf.advance(len);
     let framing = if head_only || code == 101 || code == 204 || code == 304 {
         Framing::Length(0)
@@ -603,7 +752,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Parsed, &'static st
     // the pool's again.
     let keep_alive = !close && !both && code != 101 && framing != Framing::Close && (!http10 || keep_alive_token);
     let version = if http10 { Version::HTTP_10 } else { Version::HTTP_11 };
-    Ok(Parsed::Final { status, version, headers: map, framing, keep_alive })
+    Ok(Parsed::Final { status, version, headers: map, fields, framing, keep_alive })
 }
 
 /// How the response body ends.
@@ -635,6 +784,8 @@ enum Chunk {
 pub struct H1Body {
     framing: Framing,
     keep_alive: bool,
+    /// The headers, when asked for unparsed and not yet taken.
+    fields: Option<RawFields>,
     conn: Option<Box<H1Conn>>,
 }
 
@@ -644,6 +795,16 @@ impl H1Body {
         let done = self.is_end_stream();
         let conn = self.conn.take()?;
         (done && self.keep_alive && !conn.broken && conn.buf.is_empty()).then_some(conn)
+    }
+
+    /// The response's headers, when they were asked for unparsed ([`H1Conn::send`]'s `raw`).
+    pub fn take_fields(&mut self) -> Option<RawFields> {
+        self.fields.take()
+    }
+
+    /// Whether the unparsed headers hold an `Alt-Svc`.
+    pub fn has_alt_svc(&self) -> bool {
+        self.fields.as_ref().is_some_and(|f| f.has_alt_svc)
     }
 
     /// The connection of a `101 Switching Protocols` response.
@@ -825,8 +986,8 @@ mod tests {
 
     fn parse(raw: &[u8], head_only: bool) -> (Response<()>, Framing, bool, BytesMut) {
         let mut buf = BytesMut::from(raw);
-        match parse_head(&mut buf, head_only) {
-            Ok(Parsed::Final { status, version, headers, framing, keep_alive }) => {
+        match parse_head(&mut buf, head_only, false) {
+            Ok(Parsed::Final { status, version, headers, framing, keep_alive, .. }) => {
                 let mut resp = Response::new(());
                 *resp.status_mut() = status;
                 *resp.version_mut() = version;
@@ -875,6 +1036,73 @@ mod tests {
         assert!(r.headers().get("connection").is_some(), "kept so the proxy removes the headers it names");
     }
 
+    fn raw(raw: &[u8]) -> (Option<RawFields>, HeaderMap, Framing, bool) {
+        match parse_head(&mut BytesMut::from(raw), false, true) {
+            Ok(Parsed::Final { fields, headers, framing, keep_alive, .. }) => (fields, headers, framing, keep_alive),
+            _ => panic!("not a final head: {}", String::from_utf8_lossy(raw)),
+        }
+    }
+
+    #[test]
+    fn unparsed_headers_are_the_backends_lines_less_hop_by_hop_ones() {
+        let head = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 02 Dec 2026 01:00:00 GMT\r\n\
+            Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+            Proxy-Connection: x\r\nTE: trailers\r\nTrailer: x\r\nUpgrade: h2c\r\nProxy-Authenticate: Basic\r\n\
+            X-Multi: a\r\nx-multi:  b\r\nalt-svc: h3=\":443\"\r\n\r\nhello";
+        let (f, map, framing, ka) = raw(head);
+        let f = f.expect("asked for unparsed headers");
+        assert_eq!(
+            String::from_utf8_lossy(&f.lines),
+            "Server: nginx\r\nDate: Wed, 02 Dec 2026 01:00:00 GMT\r\nContent-Type: text/plain\r\n\
+             Content-Length: 5\r\nX-Multi: a\r\nx-multi: b\r\nalt-svc: h3=\":443\"\r\n"
+        );
+        assert!(f.has_length && f.has_date && f.has_alt_svc);
+        assert!(map.is_empty());
+        assert_eq!((framing, ka), (Framing::Length(5), true), "framed as the map's path frames it");
+        // The same head through the map keeps what the proxy's hop-by-hop pass then removes.
+        let (r, framing, _, _) = parse(head, false);
+        assert_eq!(framing, Framing::Length(5));
+        assert_eq!(r.headers().get_all("x-multi").iter().count(), 2);
+        assert!(r.headers().contains_key("proxy-connection") && r.headers().contains_key("upgrade"));
+
+        let (f, _, framing, ka) = raw(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let f = f.expect("unparsed");
+        assert!(f.lines.is_empty() && !f.has_length && !f.has_date, "no length on a 204");
+        assert_eq!((framing, ka), (Framing::Length(0), false));
+        let (f, _, framing, _) = raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n");
+        assert_eq!(f.map(|f| f.lines), Some(b"X: y\r\n".to_vec()));
+        assert_eq!(framing, Framing::Chunked(Chunk::Size));
+
+        // `Connection` naming a header: the map, so that the proxy removes it.
+        let (f, map, _, _) = raw(b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n");
+        assert!(f.is_none());
+        assert!(map.contains_key("connection") && map.contains_key("x-hop"));
+    }
+
+    #[test]
+    fn header_names_are_told_apart_as_eq_ignore_ascii_case_would() {
+        // RFC 9110 tchar: what httparse lets through as a header name.
+        let tchars: Vec<u8> =
+            (0u8..128).filter(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c)).collect();
+        for &c in &tchars {
+            for p in b'a'..=b'z' {
+                assert_eq!(token_eq(&[c], &[p]), c.eq_ignore_ascii_case(&p), "{c} vs {p}");
+            }
+            assert_eq!(token_eq(&[c], b"-"), c == b'-', "{c}");
+        }
+        for name in ["Content-Length", "CONTENT-LENGTH", "content-length", "Transfer-Encoding", "Proxy-Authenticate"] {
+            let lower = name.to_ascii_lowercase();
+            assert!(token_eq(name.as_bytes(), lower.as_bytes()), "{name}");
+        }
+        for (name, lower) in
+            [("Content_Length", "content-length"), ("Content-Lengtg", "content-length"), ("Date", "dat")]
+        {
+            assert!(!token_eq(name.as_bytes(), lower.as_bytes()), "{name}");
+        }
+        assert!(field(b"PROXY-CONNECTION") == Field::HopByHop && field(b"Keep-Alive") == Field::HopByHop);
+        assert!(field(b"Content-Type") == Field::Other && field(b"ETag") == Field::Other);
+    }
+
     #[test]
     fn bad_heads_are_refused_and_1xx_skipped() {
         for raw in [
@@ -882,13 +1110,16 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             b"HTTX/1.1 200 OK\r\n\r\n",
         ] {
-            assert!(parse_head(&mut BytesMut::from(raw), false).is_err(), "{}", String::from_utf8_lossy(raw));
+            assert!(parse_head(&mut BytesMut::from(raw), false, false).is_err(), "{}", String::from_utf8_lossy(raw));
         }
         let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..]);
-        assert!(matches!(parse_head(&mut buf, false), Ok(Parsed::Informational)));
-        assert!(matches!(parse_head(&mut buf, false), Ok(Parsed::Final { .. })));
+        assert!(matches!(parse_head(&mut buf, false, false), Ok(Parsed::Informational)));
+        assert!(matches!(parse_head(&mut buf, false, false), Ok(Parsed::Final { .. })));
         assert!(buf.is_empty());
-        assert!(matches!(parse_head(&mut BytesMut::from(&b"HTTP/1.1 200 OK\r\nX"[..]), false), Ok(Parsed::Partial)));
+        assert!(matches!(
+            parse_head(&mut BytesMut::from(&b"HTTP/1.1 200 OK\r\nX"[..]), false, false),
+            Ok(Parsed::Partial)
+        ));
     }
 
     #[test]

@@ -124,13 +124,18 @@ where
 {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
+    // Responses from HTTP/1.1 backends keep their header lines for `write_response`.
+    info.set_raw_heads(true);
     loop {
         let head = loop {
             match parse(&mut buf) {
                 Next::Fast(head) => break head,
                 Next::Partial if buf.len() < max_buf => {}
                 // A request for hyper, or a head already too large (hyper answers 431, as before).
-                _ => return Box::pin(hyper(io, buf, ctx, info, max_buf, &stop)).await,
+                _ => {
+                    info.set_raw_heads(false);
+                    return Box::pin(hyper(io, buf, ctx, info, max_buf, &stop)).await;
+                }
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(READ_BUF);
@@ -282,6 +287,7 @@ async fn write_response<I: AsyncWrite + Unpin>(
     mut close: bool,
 ) -> Result<bool, Error> {
     let (parts, mut body) = resp.into_parts();
+    let fields = body.take_fields();
     let status = parts.status;
     // After a 101 the connection is not HTTP any more; this loop never asks for one.
     close |= status == StatusCode::SWITCHING_PROTOCOLS;
@@ -295,6 +301,12 @@ async fn write_response<I: AsyncWrite + Unpin>(
     w.extend_from_slice(b"\r\n");
     let mut has_length = false;
     let mut has_date = false;
+    // A backend's header lines as it sent them (less the hop-by-hop ones), then what lbd added.
+    if let Some(f) = &fields {
+        w.extend_from_slice(&f.lines);
+        has_length = f.has_length;
+        has_date = f.has_date;
+    }
     for (name, value) in &parts.headers {
         if *name == header::CONTENT_LENGTH {
             if no_body_status && status != StatusCode::NOT_MODIFIED {

@@ -53,6 +53,10 @@ pub struct ConnInfo {
     timer: TimerSlot,
     /// Whether this connection reuses one request timer (one request at a time: HTTP/1.1).
     reuse_timer: bool,
+    /// Whether responses from HTTP/1.1 backends may keep their headers unparsed
+    /// ([`ProxyBody::take_fields`]): set while lbd's own HTTP/1.1 loop serves the connection,
+    /// the one writer of them, and cleared when it hands the connection to hyper.
+    raw_heads: Cell<bool>,
 }
 
 impl ConnInfo {
@@ -78,7 +82,13 @@ impl ConnInfo {
             cached: Cell::new(None),
             timer: TimerSlot::default(),
             reuse_timer: false,
+            raw_heads: Cell::new(false),
         }
+    }
+
+    /// See `raw_heads`.
+    pub(crate) fn set_raw_heads(&self, on: bool) {
+        self.raw_heads.set(on);
     }
 
     /// Reuses one request timer for this connection's requests, which come one at a time
@@ -186,7 +196,10 @@ pub fn handle(
             }
         };
         if let Some(v) = &conn.alt_svc {
-            resp.headers_mut().entry(header::ALT_SVC).or_insert_with(|| v.clone());
+            // A backend's own, unparsed, is kept as one in the map would be.
+            if !resp.body().has_raw_alt_svc() {
+                resp.headers_mut().entry(header::ALT_SVC).or_insert_with(|| v.clone());
+            }
         }
         let status = resp.status().as_u16();
         let elapsed = started.elapsed();
@@ -459,13 +472,16 @@ fn send<'a>(
 ) -> impl Future<Output = SendResult> + 'a {
     async move {
         let timeout = cluster.cfg.request_timeout;
+        // lbd's own HTTP/1.1 loop, the one taker of unparsed headers, hands upgrades to hyper's
+        // server: an upgrade's response always has its map.
+        let raw = conn.raw_heads.get();
         // A request that could not be sent again (not idempotent, or its body will be consumed)
         // gets a connection checked for a close by the backend.
         let careful = !is_idempotent(req.method()) || !http_body::Body::is_end_stream(req.body());
         let pooled = cluster.pool.borrow_mut().take(ep, now, careful);
         if let Some(sender) = pooled {
             ctx.state.borrow_mut().metrics.counters.upstream_reused += 1;
-            match timed(conn, timeout, sender.send(&mut *req, fwd), now).await {
+            match timed(conn, timeout, sender.send(&mut *req, fwd, raw), now).await {
                 Some(Ok(resp)) => return Ok(resp),
                 Some(Err((e, true))) => {
                     tracing::debug!(worker = ctx.id, error = %e, "pooled upstream connection was closed; opening a new one");
@@ -486,7 +502,7 @@ fn send<'a>(
             Ok(s) => s,
             Err(e) => return Err((e, true)),
         };
-        match timed(conn, timeout, sender.send(req, fwd), Instant::now()).await {
+        match timed(conn, timeout, sender.send(req, fwd, raw), Instant::now()).await {
             Some(r) => r,
             None => Err((ProxyError::UpstreamTimeout, false)),
         }
