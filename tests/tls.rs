@@ -56,9 +56,9 @@ fn start(name: &str) -> (Backend, Lbd, u16, u16) {
 }
 
 /// A backend's response headers reach the client without their hop-by-hop ones (and those its
-/// `Connection` names), the rest as sent: over HTTP/1.1, where lbd's own loop passes the
-/// backend's header lines on unparsed (names in its case, repeats in order, its `Date`), and
-/// over HTTP/2, where they go through a header map.
+/// `Connection` names), the rest as sent (repeats in order, its own `Date`): over HTTP/1.1, as
+/// the backend's header lines unparsed (names in its case), and over HTTP/2, HPACK-encoded
+/// straight from them.
 #[test]
 fn response_headers_lose_their_hop_by_hop_ones_and_keep_the_rest_over_http1_and_http2() {
     let backend_port = free_port();

@@ -11,7 +11,7 @@ use hyper::Request;
 use lb_core::pool::IdleStack;
 
 use crate::http::body::{RequestBody, UpBody};
-use crate::http::client::{H1Conn, SendError};
+use crate::http::client::{H1Conn, RawHeads, SendError};
 use crate::http::error::ProxyError;
 use crate::http::headers::Forwarding;
 
@@ -37,7 +37,7 @@ impl Sender {
         self,
         req: &'a mut Request<RequestBody>,
         fwd: &'a Forwarding,
-        raw: bool,
+        raw: RawHeads,
     ) -> impl Future<Output = Result<hyper::Response<UpBody>, SendError>> + 'a {
         async move {
             match self {

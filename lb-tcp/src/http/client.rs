@@ -187,14 +187,15 @@ impl H1Conn {
     /// which owns the connection until the body ends.
     ///
     /// The request is borrowed: it stays in the caller's state, once, for a retry elsewhere
-    /// (each future that took it by value kept its own 272-byte copy). With `raw`, the response's
-    /// headers come as [`RawFields`] (see [`H1Body::take_fields`]).
+    /// (each future that took it by value kept its own 272-byte copy). With `raw` other than
+    /// [`RawHeads::No`], the response's headers come as [`RawFields`] (see
+    /// [`H1Body::take_fields`]).
     #[allow(clippy::manual_async_fn)]
     pub fn send<'a>(
         mut self: Box<Self>,
         req: &'a mut Request<RequestBody>,
         fwd: &'a Forwarding,
-        raw: bool,
+        raw: RawHeads,
     ) -> impl Future<Output = Result<Response<H1Body>, SendError>> + 'a {
         async move {
             let reused = std::mem::replace(&mut self.used, true);
@@ -412,7 +413,7 @@ impl H1Conn {
     }
 
     /// Reads until a final response head (1xx other than 101 are skipped).
-    async fn read_head(mut self: Box<Self>, head_only: bool, raw: bool) -> Result<Response<H1Body>, HeadError> {
+    async fn read_head(mut self: Box<Self>, head_only: bool, raw: RawHeads) -> Result<Response<H1Body>, HeadError> {
         let mut nothing_read = true;
         loop {
             if !self.buf.is_empty() {
@@ -519,14 +520,30 @@ enum Parsed {
     },
 }
 
-/// A response's header lines as the backend sent them (names in its case), less the hop-by-hop
-/// ones and `Transfer-Encoding`: what lbd's own HTTP/1.1 server writes to its client in place of
-/// a `HeaderMap` when no part of lbd reads or changes the response's headers (see
-/// `ConnInfo::raw_heads`). The map cost a copy of the head, a `Bytes` per value, a hash per name
-/// and their writing out again: about 3k of 17.5k instructions per proxied request (callgrind).
+/// Whether a response's headers are wanted without a `HeaderMap`, and how they are encoded then
+/// (see [`RawFields`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RawHeads {
+    /// In the response's map.
+    #[default]
+    No,
+    /// As HTTP/1.1 header lines, for lbd's own HTTP/1.1 server.
+    Http1,
+    /// As an HPACK block of literals without indexing, for the HTTP/2 server
+    /// (`h2::server::encode_literal_field`).
+    Http2,
+}
+
+/// A response's headers as the backend sent them, less the hop-by-hop ones and
+/// `Transfer-Encoding`, already encoded for the client's protocol: what lbd's HTTP/1.1 and
+/// HTTP/2 servers send in place of a `HeaderMap` when no part of lbd reads or changes the
+/// response's headers (see `ConnInfo::raw_heads`). The map cost a copy of the head, a `Bytes`
+/// per value, a hash per name and their encoding again: about 2.5k of 17.6k instructions per
+/// proxied HTTP/1.1 request (callgrind).
 #[derive(Debug, Default)]
 pub struct RawFields {
-    /// `name: value\r\n` lines.
+    /// `name: value\r\n` lines as the backend wrote them ([`RawHeads::Http1`]), or the same
+    /// fields HPACK-encoded with lowercase names ([`RawHeads::Http2`]).
     pub lines: Vec<u8>,
     /// Whether `lines` hold a `Content-Length` (never for a 101 or 204), a `Date`, an `Alt-Svc`.
     pub has_length: bool,
@@ -591,6 +608,19 @@ fn word(s: &[u8]) -> [u8; 8] {
     w
 }
 
+/// Appends `name: value` to an HPACK block, the name lowercased (HTTP/2 has no other case).
+fn put_hpack(block: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let mut lower = [0u8; 64];
+    if let Some(to) = lower.get_mut(..name.len()) {
+        for (l, c) in to.iter_mut().zip(name) {
+            *l = c.to_ascii_lowercase();
+        }
+        h2::server::encode_literal_field(to, value, block);
+    } else {
+        h2::server::encode_literal_field(&name.to_ascii_lowercase(), value, block);
+    }
+}
+
 /// What a response's framing headers say.
 #[derive(Default)]
 struct Scan {
@@ -640,7 +670,7 @@ impl Scan {
 /// Parses a response head at the start of `buf`, consuming it when complete. With `raw`, the
 /// headers come back as [`RawFields`] (and an empty map), unless `Connection` names headers to
 /// remove, which the proxy does on the map.
-fn parse_head(buf: &mut BytesMut, head_only: bool, raw: bool) -> Result<Parsed, &'static str> {
+fn parse_head(buf: &mut BytesMut, head_only: bool, raw: RawHeads) -> Result<Parsed, &'static str> {
     // Uninitialised slots: zeroing 100 of them cost more than parsing a typical head.
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
@@ -660,7 +690,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool, raw: bool) -> Result<Parsed, 
     let mut scan = Scan::default();
     let mut map = HeaderMap::new();
     let mut fields = None;
-    if raw {
+    if raw != RawHeads::No {
         let mut f = RawFields { lines: Vec::with_capacity(len), ..RawFields::default() };
         let mut named = false;
         for h in res.headers.iter() {
@@ -686,10 +716,14 @@ fn parse_head(buf: &mut BytesMut, head_only: bool, raw: bool) -> Result<Parsed, 
                 Field::AltSvc => f.has_alt_svc = true,
                 Field::Other => {}
             }
-            f.lines.extend_from_slice(h.name.as_bytes());
-            f.lines.extend_from_slice(b": ");
-            f.lines.extend_from_slice(h.value);
-            f.lines.extend_from_slice(b"\r\n");
+            if raw == RawHeads::Http2 {
+                put_hpack(&mut f.lines, h.name.as_bytes(), h.value);
+            } else {
+                f.lines.extend_from_slice(h.name.as_bytes());
+                f.lines.extend_from_slice(b": ");
+                f.lines.extend_from_slice(h.value);
+                f.lines.extend_from_slice(b"\r\n");
+            }
         }
         if named {
             scan = Scan::default();
@@ -986,7 +1020,7 @@ mod tests {
 
     fn parse(raw: &[u8], head_only: bool) -> (Response<()>, Framing, bool, BytesMut) {
         let mut buf = BytesMut::from(raw);
-        match parse_head(&mut buf, head_only, false) {
+        match parse_head(&mut buf, head_only, RawHeads::No) {
             Ok(Parsed::Final { status, version, headers, framing, keep_alive, .. }) => {
                 let mut resp = Response::new(());
                 *resp.status_mut() = status;
@@ -1037,7 +1071,7 @@ mod tests {
     }
 
     fn raw(raw: &[u8]) -> (Option<RawFields>, HeaderMap, Framing, bool) {
-        match parse_head(&mut BytesMut::from(raw), false, true) {
+        match parse_head(&mut BytesMut::from(raw), false, RawHeads::Http1) {
             Ok(Parsed::Final { fields, headers, framing, keep_alive, .. }) => (fields, headers, framing, keep_alive),
             _ => panic!("not a final head: {}", String::from_utf8_lossy(raw)),
         }
@@ -1110,14 +1144,18 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             b"HTTX/1.1 200 OK\r\n\r\n",
         ] {
-            assert!(parse_head(&mut BytesMut::from(raw), false, false).is_err(), "{}", String::from_utf8_lossy(raw));
+            assert!(
+                parse_head(&mut BytesMut::from(raw), false, RawHeads::No).is_err(),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
         }
         let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..]);
-        assert!(matches!(parse_head(&mut buf, false, false), Ok(Parsed::Informational)));
-        assert!(matches!(parse_head(&mut buf, false, false), Ok(Parsed::Final { .. })));
+        assert!(matches!(parse_head(&mut buf, false, RawHeads::No), Ok(Parsed::Informational)));
+        assert!(matches!(parse_head(&mut buf, false, RawHeads::No), Ok(Parsed::Final { .. })));
         assert!(buf.is_empty());
         assert!(matches!(
-            parse_head(&mut BytesMut::from(&b"HTTP/1.1 200 OK\r\nX"[..]), false, false),
+            parse_head(&mut BytesMut::from(&b"HTTP/1.1 200 OK\r\nX"[..]), false, RawHeads::No),
             Ok(Parsed::Partial)
         ));
     }

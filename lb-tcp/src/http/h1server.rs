@@ -33,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::body::{ProxyBody, RequestBody};
+use super::client::RawHeads;
 use super::headers::{date, known_name, list_tokens};
 use super::proxy::{handle, ConnInfo};
 use crate::ctx::WorkerCtx;
@@ -125,7 +126,7 @@ where
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     // Responses from HTTP/1.1 backends keep their header lines for `write_response`.
-    info.set_raw_heads(true);
+    info.set_raw_heads(RawHeads::Http1);
     loop {
         let head = loop {
             match parse(&mut buf) {
@@ -133,7 +134,7 @@ where
                 Next::Partial if buf.len() < max_buf => {}
                 // A request for hyper, or a head already too large (hyper answers 431, as before).
                 _ => {
-                    info.set_raw_heads(false);
+                    info.set_raw_heads(RawHeads::No);
                     return Box::pin(hyper(io, buf, ctx, info, max_buf, &stop)).await;
                 }
             }

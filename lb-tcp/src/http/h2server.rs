@@ -30,6 +30,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{declared_length, BoxError, ProxyBody, RequestBody};
+use super::client::RawHeads;
 use super::proxy::{handle, ConnInfo};
 use crate::ctx::WorkerCtx;
 
@@ -51,6 +52,8 @@ enum State<I> {
 
 impl<I: AsyncRead + AsyncWrite + Unpin> H2Server<I> {
     pub(crate) fn new(handshake: Handshake<I, Bytes>, ctx: Rc<WorkerCtx>, info: Rc<ConnInfo>) -> Self {
+        // Responses from HTTP/1.1 backends keep their headers HPACK-encoded for `answer`.
+        info.set_raw_heads(RawHeads::Http2);
         Self { state: State::Handshaking(handshake), ctx, info, close_pending: false }
     }
 
@@ -158,8 +161,14 @@ impl<F: Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>>> 
 
 /// Sends the response head; what the task does next.
 fn answer<F>(resp: Response<ProxyBody>, respond: &mut SendResponse<Bytes>) -> StreamTask<F> {
-    let (mut head, body) = resp.into_parts();
-    let (has_date, has_length) = scan_head(&mut head.headers);
+    let (mut head, mut body) = resp.into_parts();
+    let (mut has_date, mut has_length) = scan_head(&mut head.headers);
+    // A backend's fields, HPACK-encoded already; the map holds what lbd added.
+    let fields = body.take_fields();
+    if let Some(f) = &fields {
+        has_date |= f.has_date;
+        has_length |= f.has_length;
+    }
     if !has_date {
         head.headers.insert(header::DATE, super::headers::date());
     }
@@ -169,7 +178,8 @@ fn answer<F>(resp: Response<ProxyBody>, respond: &mut SendResponse<Bytes>) -> St
             head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
     }
-    match respond.send_response(Response::from_parts(head, ()), eos) {
+    let encoded = fields.map_or_else(Bytes::new, |f| Bytes::from(f.lines));
+    match respond.send_response_with_encoded_fields(Response::from_parts(head, ()), encoded, eos) {
         Ok(send) if !eos => StreamTask::Piping { body, send, held: None },
         Ok(_) => StreamTask::Done,
         Err(e) => {

@@ -22,7 +22,7 @@ use lb_core::snapshot::{ListenerPlan, Snapshot};
 use tokio::net::TcpStream;
 
 use super::body::{InFlight, ProxyBody, Release, RequestBody, UpBody};
-use super::client::{is_idempotent, H1Conn, UpIo};
+use super::client::{is_idempotent, H1Conn, RawHeads, UpIo};
 use super::error::ProxyError;
 use super::headers::{forwarded_for, is_upgrade, strip_hop_by_hop, Forwarding, RequestHeaders};
 use crate::activity::Activity;
@@ -53,10 +53,11 @@ pub struct ConnInfo {
     timer: TimerSlot,
     /// Whether this connection reuses one request timer (one request at a time: HTTP/1.1).
     reuse_timer: bool,
-    /// Whether responses from HTTP/1.1 backends may keep their headers unparsed
-    /// ([`ProxyBody::take_fields`]): set while lbd's own HTTP/1.1 loop serves the connection,
-    /// the one writer of them, and cleared when it hands the connection to hyper.
-    raw_heads: Cell<bool>,
+    /// Whether responses from HTTP/1.1 backends keep their headers unparsed, encoded for the
+    /// client ([`ProxyBody::take_fields`]): set by lbd's own HTTP/1.1 loop while it serves the
+    /// connection (cleared when it hands the connection to hyper) and by the HTTP/2 server, the
+    /// two writers of them.
+    raw_heads: Cell<RawHeads>,
 }
 
 impl ConnInfo {
@@ -82,13 +83,13 @@ impl ConnInfo {
             cached: Cell::new(None),
             timer: TimerSlot::default(),
             reuse_timer: false,
-            raw_heads: Cell::new(false),
+            raw_heads: Cell::new(RawHeads::No),
         }
     }
 
     /// See `raw_heads`.
-    pub(crate) fn set_raw_heads(&self, on: bool) {
-        self.raw_heads.set(on);
+    pub(crate) fn set_raw_heads(&self, how: RawHeads) {
+        self.raw_heads.set(how);
     }
 
     /// Reuses one request timer for this connection's requests, which come one at a time

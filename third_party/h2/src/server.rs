@@ -121,6 +121,7 @@ use crate::proto::{self, Config, Error, Prioritized};
 use crate::{FlowControl, PingPong, RecvStream, SendStream};
 
 use bytes::{Buf, Bytes};
+pub use crate::hpack::encode_literal_field;
 use http::{HeaderMap, Method, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
@@ -1291,8 +1292,22 @@ impl<B: Buf> SendResponse<B> {
         response: Response<()>,
         end_of_stream: bool,
     ) -> Result<SendStream<B>, crate::Error> {
+        self.send_response_with_encoded_fields(response, Bytes::new(), end_of_stream)
+    }
+
+    /// lbd: as `send_response`, with more fields after the response's own,
+    /// already HPACK-encoded by [`encode_literal_field`]: a proxy passes on
+    /// what a backend sent without building a `HeaderMap` of it. They are not
+    /// checked: the caller leaves out what HTTP/2 forbids (RFC 9113 §8.2.2)
+    /// and lowercases the names.
+    pub fn send_response_with_encoded_fields(
+        &mut self,
+        response: Response<()>,
+        encoded: Bytes,
+        end_of_stream: bool,
+    ) -> Result<SendStream<B>, crate::Error> {
         self.inner
-            .send_response(response, end_of_stream)
+            .send_response(response, encoded, end_of_stream)
             .map(|_| SendStream::new(self.inner.clone()))
             .map_err(Into::into)
     }

@@ -6,7 +6,7 @@ use crate::hpack::{self, BytesStr};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{uri, HeaderMap, Method, Request, StatusCode, Uri};
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use std::fmt;
 use std::io::Cursor;
@@ -100,6 +100,12 @@ struct HeaderBlock {
     /// Pseudo headers, these are broken out as they must be sent as part of the
     /// headers frame.
     pseudo: Pseudo,
+
+    /// lbd: fields already HPACK-encoded as static-table indices or literals
+    /// without indexing (`hpack::encode_literal_field`), written after
+    /// `fields`. They leave the encoder's dynamic table as it is, so they
+    /// are valid in any block.
+    encoded: Bytes,
 }
 
 #[derive(Debug)]
@@ -125,6 +131,7 @@ impl Headers {
                 field_size: calculate_headermap_size(&fields),
                 fields,
                 is_over_size: false,
+                encoded: Bytes::new(),
                 pseudo,
             },
             flags: HeadersFlag::default(),
@@ -142,6 +149,7 @@ impl Headers {
                 field_size: calculate_headermap_size(&fields),
                 fields,
                 is_over_size: false,
+                encoded: Bytes::new(),
                 pseudo: Pseudo::default(),
             },
             flags,
@@ -207,6 +215,7 @@ impl Headers {
                 fields: HeaderMap::new(),
                 field_size: 0,
                 is_over_size: false,
+                encoded: Bytes::new(),
                 pseudo: Pseudo::default(),
             },
             flags,
@@ -246,6 +255,12 @@ impl Headers {
 
     pub fn is_over_size(&self) -> bool {
         self.header_block.is_over_size
+    }
+
+    /// lbd: fields already HPACK-encoded, sent after the map's (see
+    /// `HeaderBlock::encoded`).
+    pub fn set_encoded_fields(&mut self, encoded: Bytes) {
+        self.header_block.encoded = encoded;
     }
 
     pub fn into_parts(self) -> (Pseudo, HeaderMap) {
@@ -367,6 +382,7 @@ impl PushPromise {
                 field_size: calculate_headermap_size(&fields),
                 fields,
                 is_over_size: false,
+                encoded: Bytes::new(),
                 pseudo,
             },
             promised_id,
@@ -458,6 +474,7 @@ impl PushPromise {
                 fields: HeaderMap::new(),
                 field_size: 0,
                 is_over_size: false,
+                encoded: Bytes::new(),
                 pseudo: Pseudo::default(),
             },
             promised_id,
@@ -998,6 +1015,7 @@ impl HeaderBlock {
         };
 
         encoder.encode(headers, &mut hpack);
+        hpack.extend_from_slice(&self.encoded);
 
         EncodingHeaderBlock { hpack }
     }

@@ -289,21 +289,89 @@ where
     }
 }
 
-fn encode_not_indexed_raw(name: usize, value: &[u8], sensitive: bool, dst: &mut BytesMut) {
+fn encode_not_indexed_raw<B: BufMut>(name: usize, value: &[u8], sensitive: bool, dst: &mut B) {
     encode_int(name, 4, if sensitive { 0b10000 } else { 0 }, dst);
     encode_str_raw(value, dst);
 }
 
-fn encode_not_indexed2_raw(name: &[u8], value: &[u8], sensitive: bool, dst: &mut BytesMut) {
+fn encode_not_indexed2_raw<B: BufMut>(name: &[u8], value: &[u8], sensitive: bool, dst: &mut B) {
     dst.put_u8(if sensitive { 0b10000 } else { 0 });
     encode_str_raw(name, dst);
     encode_str_raw(value, dst);
 }
 
 /// A string literal as it is (H bit clear).
-fn encode_str_raw(val: &[u8], dst: &mut BytesMut) {
+fn encode_str_raw<B: BufMut>(val: &[u8], dst: &mut B) {
     encode_int(val.len(), 7, 0, dst);
     dst.put_slice(val);
+}
+
+/// lbd: appends the field `name: value` to `dst` as a literal without
+/// indexing, its name from the static table when it is there, both strings
+/// raw: what the stateless encoder writes for a field that is not a full
+/// static-table entry. `name` must be a valid lowercase field name. The
+/// field leaves every dynamic table as it is, so it is valid anywhere in any
+/// header block (see `SendResponse::send_response_with_encoded_fields`).
+pub fn encode_literal_field<B: BufMut>(name: &[u8], value: &[u8], dst: &mut B) {
+    match static_name_index(name) {
+        Some(idx) => encode_not_indexed_raw(idx, value, false, dst),
+        None => encode_not_indexed2_raw(name, value, false, dst),
+    }
+}
+
+/// The first static-table entry (RFC 7541 Appendix A) with this name, for
+/// the names that are not pseudo-headers.
+fn static_name_index(name: &[u8]) -> Option<usize> {
+    Some(match name {
+        b"accept-charset" => 15,
+        b"accept-encoding" => 16,
+        b"accept-language" => 17,
+        b"accept-ranges" => 18,
+        b"accept" => 19,
+        b"access-control-allow-origin" => 20,
+        b"age" => 21,
+        b"allow" => 22,
+        b"authorization" => 23,
+        b"cache-control" => 24,
+        b"content-disposition" => 25,
+        b"content-encoding" => 26,
+        b"content-language" => 27,
+        b"content-length" => 28,
+        b"content-location" => 29,
+        b"content-range" => 30,
+        b"content-type" => 31,
+        b"cookie" => 32,
+        b"date" => 33,
+        b"etag" => 34,
+        b"expect" => 35,
+        b"expires" => 36,
+        b"from" => 37,
+        b"host" => 38,
+        b"if-match" => 39,
+        b"if-modified-since" => 40,
+        b"if-none-match" => 41,
+        b"if-range" => 42,
+        b"if-unmodified-since" => 43,
+        b"last-modified" => 44,
+        b"link" => 45,
+        b"location" => 46,
+        b"max-forwards" => 47,
+        b"proxy-authenticate" => 48,
+        b"proxy-authorization" => 49,
+        b"range" => 50,
+        b"referer" => 51,
+        b"refresh" => 52,
+        b"retry-after" => 53,
+        b"server" => 54,
+        b"set-cookie" => 55,
+        b"strict-transport-security" => 56,
+        b"transfer-encoding" => 57,
+        b"user-agent" => 58,
+        b"vary" => 59,
+        b"via" => 60,
+        b"www-authenticate" => 61,
+        _ => return None,
+    })
 }
 
 fn encode_size_update(val: usize, dst: &mut BytesMut) {
@@ -898,6 +966,86 @@ mod test {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn lbd_literal_fields_name_the_static_table_and_decode_after_a_stateful_block() {
+        use crate::hpack::decoder::get_static;
+        use crate::hpack::Decoder;
+        use std::io::Cursor;
+        use std::ops::ControlFlow;
+
+        // Every name of the static table maps to its first entry; pseudo-headers and others to none.
+        for idx in 1..=61 {
+            let entry = get_static(idx);
+            let name = entry.name();
+            let first = (1..=idx).find(|&i| get_static(i).name().as_slice() == name.as_slice());
+            let want = if name.as_slice().starts_with(b":") { None } else { first };
+            assert_eq!(static_name_index(name.as_slice()), want, "{:?}", name.as_slice());
+        }
+        assert_eq!(static_name_index(b"x-served-by"), None);
+        assert_eq!(static_name_index(b"Content-Type"), None, "names are lowercase");
+
+        // After a block that inserted into the dynamic table, on both sides.
+        let mut encoder = Encoder::default();
+        let mut decoder = Decoder::new(4096);
+        let first = vec![header("x-first", "1"), header("content-type", "text/html")];
+        let mut buf = encode(&mut encoder, first);
+        decoder.decode(&mut Cursor::new(&mut buf), |_| ControlFlow::Continue(())).unwrap();
+        let table = encoder.table.len();
+        assert!(table > 0, "the first block inserted");
+
+        let mut block = encode(&mut encoder, vec![Header::Status(StatusCode::OK), header("x-first", "1")]);
+        let fields = [("server", "nginx"), ("content-type", "text/plain"), ("x-served-by", "a")];
+        let mut encoded = Vec::new();
+        for (n, v) in fields {
+            encode_literal_field(n.as_bytes(), v.as_bytes(), &mut encoded);
+        }
+        // Index 54 (server) does not fit the 4-bit prefix: 15, then 39.
+        let mut expected = vec![15, 39, 5];
+        expected.extend_from_slice(b"nginx");
+        expected.extend_from_slice(&[15, 16, 10]);
+        expected.extend_from_slice(b"text/plain");
+        expected.extend_from_slice(&[0, 11]);
+        expected.extend_from_slice(b"x-served-by");
+        expected.extend_from_slice(&[1, b'a']);
+        assert_eq!(encoded, expected);
+        block.extend_from_slice(&encoded);
+        let mut decoded = Vec::new();
+        decoder
+            .decode(&mut Cursor::new(&mut block), |h| {
+                decoded.push(h);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let pairs: Vec<(String, Vec<u8>)> = decoded
+            .iter()
+            .filter_map(|h| match h {
+                Header::Field { name, value } => Some((name.as_str().to_string(), value.as_bytes().to_vec())),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<(String, Vec<u8>)> = [("x-first", "1")]
+            .into_iter()
+            .chain(fields)
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(decoded[0], Header::Status(StatusCode::OK));
+        assert_eq!(pairs, want);
+        assert_eq!(encoder.table.len(), table, "the encoder's table is as it was");
+        // And the decoder's: a block referring to its entries still decodes to them.
+        let mut third = encode(&mut encoder, vec![header("x-first", "1"), header("content-type", "text/html")]);
+        assert!(third.len() <= 2, "indexed: {third:?}");
+        let mut again = Vec::new();
+        decoder
+            .decode(&mut Cursor::new(&mut third), |h| {
+                if let Header::Field { name, value } = h {
+                    again.push((name.as_str().to_string(), value.as_bytes().to_vec()));
+                }
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(again, [("x-first".to_string(), b"1".to_vec()), ("content-type".to_string(), b"text/html".to_vec())]);
     }
 
     #[test]

@@ -1306,9 +1306,12 @@ impl<B> StreamRef<B> {
         })
     }
 
+    /// lbd: `encoded`, fields already HPACK-encoded, go after the response's
+    /// own (`frame::Headers::set_encoded_fields`).
     pub fn send_response(
         &mut self,
         mut response: Response<()>,
+        encoded: Bytes,
         end_of_stream: bool,
     ) -> Result<(), UserError> {
         // Clear before taking lock, incase extensions contain a StreamRef.
@@ -1322,7 +1325,10 @@ impl<B> StreamRef<B> {
         let send_buffer = &mut *send_buffer;
 
         me.counts.transition(stream, |counts, stream| {
-            let frame = server::Peer::convert_send_message(stream.id, response, end_of_stream);
+            let mut frame = server::Peer::convert_send_message(stream.id, response, end_of_stream);
+            if !encoded.is_empty() {
+                frame.set_encoded_fields(encoded);
+            }
 
             actions
                 .send
