@@ -98,6 +98,35 @@ fn field(v: &serde_json::Value, key: &str) -> String {
     }
 }
 
+/// A backend's response fields reach an HTTP/3 client QPACK-encoded straight from its head:
+/// without the hop-by-hop ones (nor one its `Connection` names), the rest in order, names
+/// lowercased, twice on one connection (the second on a reused backend connection).
+#[test]
+fn response_fields_from_an_http1_backend_lose_their_hop_by_hop_ones_over_http3() {
+    let backend_port = free_port();
+    let _backend = python_server("raw_backend.py", &["--port", &backend_port.to_string()], backend_port, "python3");
+    let (admin, port) = (free_port(), free_port());
+    let certs = scratch("h3-response-fields-certs");
+    make_cert(&certs, "a", "ec", &["localhost"]);
+    let cfg = h3_config(admin, port, &format!("127.0.0.1:{backend_port}"), "", "", &certs.join("access.log"));
+    let _lbd = Lbd::start_with_copies("h3-response-fields", admin, &cfg, &certs, &["a.crt", "a.key"]);
+    let out = aioquic(port, &["/hop", "/hop", "/named"]);
+    assert_eq!(out.len(), 3, "{out:?}");
+    for r in &out[..2] {
+        assert_eq!((field(r, "status"), field(r, "body")), ("200".to_string(), "hop\n".to_string()), "{r}");
+        let h = r["headers"].as_object().expect("headers");
+        for hop in ["keep-alive", "connection", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding"] {
+            assert!(!h.contains_key(hop), "{hop} passed on: {r}");
+        }
+        assert!(h.keys().all(|k| k.bytes().all(|b| !b.is_ascii_uppercase())), "{r}");
+        assert_eq!(h["x-mixed-case"], "One, Two", "{r}");
+        assert_eq!(h["date"], "Tue, 01 Dec 2026 00:00:00 GMT", "{r}");
+        assert_eq!(h["content-length"], "4", "{r}");
+    }
+    assert_eq!(field(&out[2], "body"), "named\n", "{}", out[2]);
+    assert!(!out[2]["headers"].as_object().expect("headers").contains_key("x-hop"), "{}", out[2]);
+}
+
 #[test]
 fn aioquic_fetches_and_uploads_over_http3_and_tcp_advertises_it() {
     let s = start("h3-aioquic", "");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs upstream's own unit tests of the patched crates here against the patched source: quinn-proto
-# (313 and the patch's 3), quinn (22, 3 ignored), h3 (227 and the patch's 4; they run HTTP/3 over
+# (313 and the patch's 3), quinn (22, 3 ignored), h3 (227 and the patch's 5; they run HTTP/3 over
 # the patched quinn), h2 (61 of its unit tests in src/, 1 ignored, and the patch's 2; its hpack
 # fuzz and fixture suites need data the published crate does not ship, and its integration tests
 # live in a separate crate upstream). The copies in this folder drop their dev-dependencies so the

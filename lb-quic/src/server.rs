@@ -18,6 +18,7 @@ use lb_tcp::accept::ListenerHandle;
 use lb_tcp::activity::Activity;
 use lb_tcp::ctx::WorkerCtx;
 use lb_tcp::http::body::{declared_length, ProxyBody, RequestBody};
+use lb_tcp::http::client::RawHeads;
 use lb_tcp::http::proxy::{handle, ConnInfo};
 use tokio::sync::watch;
 
@@ -311,6 +312,8 @@ async fn connection(local: Rc<Local>, connecting: Box<quinn::Connecting>) {
         .with_client_cert(client_cert)
         .with_local(local_addr),
     );
+    // Responses from HTTP/1.1 backends keep their fields QPACK-encoded for `request`.
+    info.set_raw_heads(RawHeads::Http3);
     // Boxed: h3's setup future is 4 KB, and this function's state (kept for the connection's
     // life) would otherwise be sized by it.
     let mut h3c = match Box::pin(
@@ -466,7 +469,13 @@ async fn request(
     let Ok(resp) = handle(ctx, info, Request::from_parts(parts, body)).await;
     let (mut parts, mut body) = resp.into_parts();
     parts.version = http::Version::HTTP_3;
-    if send.send_response(Response::from_parts(parts, ())).await.is_err() {
+    // A backend's fields, QPACK-encoded already; the map holds what lbd added.
+    let fields = body.take_fields().unwrap_or_default();
+    if send
+        .send_response_with_encoded_fields(Response::from_parts(parts, ()), &fields.lines, fields.size)
+        .await
+        .is_err()
+    {
         return;
     }
     if stream_body(&mut send, &mut body).await.is_ok() {

@@ -18,7 +18,8 @@ prints the responses, and then waits up to 3 s for the server's GOAWAY frames an
 {"server_goaway": [ids]} (aioquic itself discards them, so the server's control stream is read
 here). --show-goaway prints that last line after the responses of any other run.
 Prints one JSON line per response:
-{"status": .., "headers": {..}, "body": "..", "port": local_port}. Exits 1 on any failure.
+{"status": .., "headers": {..}, "body": "..", "port": local_port} (a repeated field's values joined
+with ", "). Exits 1 on any failure.
 """
 import argparse
 import asyncio
@@ -101,7 +102,11 @@ class Client(QuicConnectionProtocol):
             self.h3.send_data(sid, body, end_stream=True)
         self.transmit()
         await asyncio.wait_for(entry["done"], 10)
-        hdrs = {k.decode(): v.decode() for k, v in entry["headers"]}
+        # A repeated field's values joined with ", " in order (as HTTP allows).
+        hdrs = {}
+        for k, v in entry["headers"]:
+            k, v = k.decode(), v.decode()
+            hdrs[k] = hdrs[k] + ", " + v if k in hdrs else v
         return int(hdrs.pop(":status")), hdrs, entry["body"]
 
     async def rebind(self, new_cid):

@@ -139,7 +139,7 @@ impl ProxyBody {
 
     /// The backend's header lines, when they came unparsed (an HTTP/1.1 backend, asked for
     /// them by `ConnInfo::raw_heads`); the response's map then holds only what lbd added.
-    pub(crate) fn take_fields(&mut self) -> Option<RawFields> {
+    pub fn take_fields(&mut self) -> Option<RawFields> {
         match &mut self.kind {
             Kind::Upstream { inner: UpBody::H1(b), .. } => b.take_fields(),
             _ => None,

@@ -532,6 +532,9 @@ pub enum RawHeads {
     /// As an HPACK block of literals without indexing, for the HTTP/2 server
     /// (`h2::server::encode_literal_field`).
     Http2,
+    /// As QPACK field lines without the dynamic table, for the HTTP/3 server
+    /// (`h3::server::encode_field_line`).
+    Http3,
 }
 
 /// A response's headers as the backend sent them, less the hop-by-hop ones and
@@ -543,8 +546,10 @@ pub enum RawHeads {
 #[derive(Debug, Default)]
 pub struct RawFields {
     /// `name: value\r\n` lines as the backend wrote them ([`RawHeads::Http1`]), or the same
-    /// fields HPACK-encoded with lowercase names ([`RawHeads::Http2`]).
+    /// fields HPACK- or QPACK-encoded with lowercase names ([`RawHeads::Http2`], `Http3`).
     pub lines: Vec<u8>,
+    /// Their size as HTTP/2 and HTTP/3 count a field section (name, value and 32 per field).
+    pub size: u64,
     /// Whether `lines` hold a `Content-Length` (never for a 101 or 204), a `Date`, an `Alt-Svc`.
     pub has_length: bool,
     pub has_date: bool,
@@ -608,17 +613,28 @@ fn word(s: &[u8]) -> [u8; 8] {
     w
 }
 
-/// Appends `name: value` to an HPACK block, the name lowercased (HTTP/2 has no other case).
-fn put_hpack(block: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Appends `name: value` to an HPACK or QPACK field section, the name lowercased (HTTP/2 and
+/// HTTP/3 have no other case); returns the field's size.
+fn put_encoded(how: RawHeads, block: &mut Vec<u8>, name: &[u8], value: &[u8]) -> u64 {
     let mut lower = [0u8; 64];
-    if let Some(to) = lower.get_mut(..name.len()) {
-        for (l, c) in to.iter_mut().zip(name) {
-            *l = c.to_ascii_lowercase();
+    let long;
+    let name = match lower.get_mut(..name.len()) {
+        Some(to) => {
+            for (l, c) in to.iter_mut().zip(name) {
+                *l = c.to_ascii_lowercase();
+            }
+            &*to
         }
-        h2::server::encode_literal_field(to, value, block);
-    } else {
-        h2::server::encode_literal_field(&name.to_ascii_lowercase(), value, block);
+        None => {
+            long = name.to_ascii_lowercase();
+            &long[..]
+        }
+    };
+    if how == RawHeads::Http3 {
+        return h3::server::encode_field_line(name, value, block);
     }
+    h2::server::encode_literal_field(name, value, block);
+    (name.len() + value.len() + 32) as u64
 }
 
 /// What a response's framing headers say.
@@ -716,13 +732,16 @@ fn parse_head(buf: &mut BytesMut, head_only: bool, raw: RawHeads) -> Result<Pars
                 Field::AltSvc => f.has_alt_svc = true,
                 Field::Other => {}
             }
-            if raw == RawHeads::Http2 {
-                put_hpack(&mut f.lines, h.name.as_bytes(), h.value);
-            } else {
-                f.lines.extend_from_slice(h.name.as_bytes());
-                f.lines.extend_from_slice(b": ");
-                f.lines.extend_from_slice(h.value);
-                f.lines.extend_from_slice(b"\r\n");
+            match raw {
+                RawHeads::Http2 | RawHeads::Http3 => {
+                    f.size += put_encoded(raw, &mut f.lines, h.name.as_bytes(), h.value)
+                }
+                _ => {
+                    f.lines.extend_from_slice(h.name.as_bytes());
+                    f.lines.extend_from_slice(b": ");
+                    f.lines.extend_from_slice(h.value);
+                    f.lines.extend_from_slice(b"\r\n");
+                }
             }
         }
         if named {

@@ -88,7 +88,7 @@ impl ConnInfo {
     }
 
     /// See `raw_heads`.
-    pub(crate) fn set_raw_heads(&self, how: RawHeads) {
+    pub fn set_raw_heads(&self, how: RawHeads) {
         self.raw_heads.set(how);
     }
 

@@ -233,23 +233,29 @@ where
 
     HeaderPrefix::new(0, 0, 0, 0).encode(block);
     for (name, value) in fields {
-        let (name, value) = (name.as_ref(), value.as_ref());
-
-        if let Some(index) = StaticTable::find_pair(name, value) {
-            Indexed::Static(index).encode(block);
-        } else if let Some(index) = StaticTable::find_name(name) {
-            // Literal field line with (static) name reference: 01N1 and the index; the value.
-            super::prefix_int::encode(4, 0b0101, index as u64, block);
-            raw_string(8, 0, value, block);
-        } else {
-            // Literal field line with literal name: 001N, the name's H bit and length; the value.
-            raw_string(4, 0b0010, name, block);
-            raw_string(8, 0, value, block);
-        }
-
-        size += (name.len() + value.len() + super::field::ESTIMATED_OVERHEAD_BYTES) as u64;
+        size += encode_field_line(name.as_ref(), value.as_ref(), block);
     }
     Ok(size)
+}
+
+/// lbd patch: one field line of [`encode_stateless_raw`], without the block's prefix: a static
+/// table entry, or a literal with a static name reference or a literal name, the strings raw.
+/// Returns the field's size as `max_field_section_size` counts it. `name` must be a valid
+/// lowercase field name. The line refers to no dynamic table, so it is valid in any field
+/// section (see `RequestStream::send_response_with_encoded_fields`).
+pub fn encode_field_line<W: BufMut>(name: &[u8], value: &[u8], block: &mut W) -> u64 {
+    if let Some(index) = StaticTable::find_pair(name, value) {
+        Indexed::Static(index).encode(block);
+    } else if let Some(index) = StaticTable::find_name(name) {
+        // Literal field line with (static) name reference: 01N1 and the index; the value.
+        super::prefix_int::encode(4, 0b0101, index as u64, block);
+        raw_string(8, 0, value, block);
+    } else {
+        // Literal field line with literal name: 001N, the name's H bit and length; the value.
+        raw_string(4, 0b0010, name, block);
+        raw_string(8, 0, value, block);
+    }
+    (name.len() + value.len() + super::field::ESTIMATED_OVERHEAD_BYTES) as u64
 }
 
 /// A string literal without Huffman coding: as `prefix_string::encode` lays it out (`size`
@@ -729,5 +735,33 @@ mod lbd_raw_tests {
         let mut huffman = Vec::new();
         encode_stateless(&mut huffman, &fields).expect("encodes");
         assert!(block.len() > huffman.len(), "{} raw against {} Huffman", block.len(), huffman.len());
+    }
+
+    #[test]
+    fn lbd_field_lines_encoded_apart_decode_after_the_block_s_own() {
+        let own = [(&b":status"[..], &b"200"[..]), (b"alt-svc", b"h3=\":443\"")];
+        let lines = [
+            (&b"content-length"[..], &b"0"[..]),   // a static entry
+            (b"content-type", b"text/x-custom"),     // a static name
+            (b"x-served-by", b"a"),                  // a literal name
+        ];
+        let mut block = Vec::new();
+        let mut size = encode_stateless_raw(&mut block, own).expect("encodes");
+        let mut encoded = Vec::new();
+        let mut encoded_size = 0;
+        for (n, v) in lines {
+            encoded_size += encode_field_line(n, v, &mut encoded);
+        }
+        // One static entry is one byte: 11 and its index.
+        let mut alone = Vec::new();
+        encode_field_line(b"content-length", b"0", &mut alone);
+        assert_eq!(alone, [0b1100_0000 | 4]);
+        block.extend_from_slice(&encoded);
+        size += encoded_size;
+        let decoded = crate::qpack::decoder::decode_stateless(&mut std::io::Cursor::new(&block), u64::MAX)
+            .expect("decodes");
+        let want: Vec<HeaderField> = own.iter().chain(lines.iter()).map(|(n, v)| HeaderField::new(*n, *v)).collect();
+        assert_eq!(decoded.fields, want);
+        assert_eq!(decoded.mem_size, size);
     }
 }

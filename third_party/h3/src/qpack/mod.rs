@@ -1,6 +1,6 @@
 pub use self::{
     decoder::{decode_stateless, Decoded, DecoderError},
-    encoder::{encode_stateless, encode_stateless_raw, EncoderError},
+    encoder::{encode_field_line, encode_stateless, encode_stateless_raw, EncoderError},
     field::HeaderField,
 };
 

@@ -57,3 +57,5 @@ pub use builder::Builder;
 pub use connection::Connection;
 pub use request::RequestResolver;
 pub use stream::RequestStream;
+/// lbd patch: see `RequestStream::send_response_with_encoded_fields`.
+pub use crate::qpack::encode_field_line;

@@ -117,6 +117,20 @@ where
     /// This should be called before trying to send any data with
     /// [`RequestStream::send_data`].
     pub async fn send_response(&mut self, resp: Response<()>) -> Result<(), StreamError> {
+        self.send_response_with_encoded_fields(resp, &[], 0).await
+    }
+
+    /// lbd patch: as `send_response`, with more field lines after the response's own, already
+    /// encoded by [`encode_field_line`](crate::server::encode_field_line) (`encoded`, of
+    /// `encoded_size` as it returned them): a proxy passes on what a backend sent without
+    /// building a `HeaderMap` of it. They are not checked: the caller leaves out what HTTP/3
+    /// forbids (RFC 9114 §4.2) and lowercases the names.
+    pub async fn send_response_with_encoded_fields(
+        &mut self,
+        resp: Response<()>,
+        encoded: &[u8],
+        encoded_size: u64,
+    ) -> Result<(), StreamError> {
         let (parts, _) = resp.into_parts();
         let response::Parts {
             status, headers, ..
@@ -124,7 +138,7 @@ where
         // lbd patch: raw string literals, straight from the map (see
         // `qpack::encode_stateless_raw`), into a block sized for them at once: growing it from
         // empty reallocated it four times for a typical head.
-        let room = 8 + headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
+        let room = 8 + encoded.len() + headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
         let mut block = BytesMut::with_capacity(room);
         let fields = std::iter::once((&b":status"[..], status.as_str().as_bytes()))
             .chain(headers.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())));
@@ -133,7 +147,8 @@ where
                 code: Code::H3_INTERNAL_ERROR,
                 message: "Failed to encode headers".to_string(),
             })
-        })?;
+        })? + encoded_size;
+        block.extend_from_slice(encoded);
 
         let max_mem_size = self.inner.settings().max_field_section_size;
 
