@@ -620,9 +620,7 @@ fn put_encoded(how: RawHeads, block: &mut Vec<u8>, name: &[u8], value: &[u8]) ->
     let long;
     let name = match lower.get_mut(..name.len()) {
         Some(to) => {
-            for (l, c) in to.iter_mut().zip(name) {
-                *l = c.to_ascii_lowercase();
-            }
+            to_lower(name, to);
             &*to
         }
         None => {
@@ -635,6 +633,26 @@ fn put_encoded(how: RawHeads, block: &mut Vec<u8>, name: &[u8], value: &[u8]) ->
     }
     h2::server::encode_literal_field(name, value, block);
     (name.len() + value.len() + 32) as u64
+}
+
+/// `name` lowercased into `to` (as long), eight bytes at a time: a header name is ASCII (httparse
+/// lets only token characters through), and in a word of ASCII bytes adding 0x3f sets the top bit
+/// of each byte from `A` up and adding 0x25 that of each byte above `Z`, with no carry between
+/// bytes, so the difference marks the uppercase letters.
+fn to_lower(name: &[u8], to: &mut [u8]) {
+    let ascii_lower = |w: u64| {
+        let upper =
+            (w.wrapping_add(0x3f3f_3f3f_3f3f_3f3f) & !w.wrapping_add(0x2525_2525_2525_2525)) & 0x8080_8080_8080_8080;
+        w | (upper >> 2)
+    };
+    let (mut from, mut into) = (name, to);
+    while from.len() >= 8 && from[..8].is_ascii() {
+        into[..8].copy_from_slice(&ascii_lower(u64::from_le_bytes(word(from))).to_le_bytes());
+        (from, into) = (&from[8..], &mut into[8..]);
+    }
+    for (l, c) in into.iter_mut().zip(from) {
+        *l = c.to_ascii_lowercase();
+    }
 }
 
 /// What a response's framing headers say.
@@ -1154,6 +1172,16 @@ mod tests {
         }
         assert!(field(b"PROXY-CONNECTION") == Field::HopByHop && field(b"Keep-Alive") == Field::HopByHop);
         assert!(field(b"Content-Type") == Field::Other && field(b"ETag") == Field::Other);
+    }
+
+    #[test]
+    fn names_are_lowercased_as_to_ascii_lowercase_does() {
+        let all: Vec<u8> = (0u8..=255).collect();
+        for chunk in all.chunks(13).chain([&b"Content-Type"[..], b"X-AbCdEfGhIjKlMnOpQrStUvWxYz-@[`{"]) {
+            let mut to = vec![0u8; chunk.len()];
+            to_lower(chunk, &mut to);
+            assert_eq!(to, chunk.to_ascii_lowercase(), "{chunk:?}");
+        }
     }
 
     #[test]
