@@ -18,7 +18,10 @@
 //!              │                            request's task) or hyper's HTTP/2 client
 //!              │                          → response streamed back in http::body::ProxyBody;
 //!              │                            an HTTP/1.1 body carries its connection back to
-//!              │                            the pool at its end
+//!              │                            the pool at its end, and the backend's header
+//!              │                            fields already encoded for the client's
+//!              │                            protocol (http::client::RawFields: HTTP/1.1
+//!              │                            lines, HPACK or QPACK) instead of a HeaderMap
 //!              └─ tcp listener ──▶ l4::serve_tcp (io_uring owned buffers, or epoll readiness
 //!                                  with the worker's spare buffers)
 //! ```
