@@ -18,8 +18,8 @@ use lb_tcp::accept::ListenerHandle;
 use lb_tcp::activity::Activity;
 use lb_tcp::ctx::WorkerCtx;
 use lb_tcp::http::body::{declared_length, ProxyBody, RequestBody};
-use lb_tcp::http::client::RawHeads;
 use lb_tcp::http::proxy::{handle, ConnInfo};
+use lb_tcp::http::response_head::RawHeads;
 use tokio::sync::watch;
 
 use crate::body::H3Body;

@@ -20,7 +20,7 @@
 //!              │                            an HTTP/1.1 body carries its connection back to
 //!              │                            the pool at its end, and the backend's header
 //!              │                            fields already encoded for the client's
-//!              │                            protocol (http::client::RawFields: HTTP/1.1
+//!              │                            protocol (http::response_head: HTTP/1.1
 //!              │                            lines, HPACK or QPACK) instead of a HeaderMap
 //!              └─ tcp listener ──▶ l4::serve_tcp (io_uring owned buffers, or epoll readiness
 //!                                  with the worker's spare buffers)

@@ -11,9 +11,10 @@ use hyper::Request;
 use lb_core::pool::IdleStack;
 
 use crate::http::body::{RequestBody, UpBody};
-use crate::http::client::{H1Conn, RawHeads, SendError};
+use crate::http::client::{H1Conn, SendError};
 use crate::http::error::ProxyError;
 use crate::http::headers::Forwarding;
+use crate::http::response_head::RawHeads;
 
 /// A connection a request can go out on.
 #[derive(Debug)]

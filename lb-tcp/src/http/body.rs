@@ -13,7 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use lb_core::health::Outcome;
 
-use super::client::{H1Body, RawFields};
+use super::client::H1Body;
+use super::response_head::RawFields;
 use crate::activity::Activity;
 use crate::ctx::ClusterRt;
 

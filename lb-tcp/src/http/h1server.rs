@@ -33,9 +33,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::body::{ProxyBody, RequestBody};
-use super::client::RawHeads;
 use super::headers::{date, known_name, list_tokens};
 use super::proxy::{handle, ConnInfo};
+use super::response_head::RawHeads;
 use crate::ctx::WorkerCtx;
 
 /// Most headers of a request served here (more: hyper's).

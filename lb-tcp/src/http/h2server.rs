@@ -30,8 +30,8 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{declared_length, BoxError, ProxyBody, RequestBody};
-use super::client::RawHeads;
 use super::proxy::{handle, ConnInfo};
+use super::response_head::RawHeads;
 use crate::ctx::WorkerCtx;
 
 /// A client's HTTP/2 connection: the handshake, then the streams, each spawned on this worker

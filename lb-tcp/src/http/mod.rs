@@ -12,6 +12,7 @@ pub mod h1server;
 pub mod h2server;
 pub mod headers;
 pub mod proxy;
+pub mod response_head;
 pub mod server;
 
 /// Runs hyper's HTTP/2 client connections' tasks on this worker: they need not be `Send`.

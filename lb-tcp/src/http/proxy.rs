@@ -22,9 +22,10 @@ use lb_core::snapshot::{ListenerPlan, Snapshot};
 use tokio::net::TcpStream;
 
 use super::body::{InFlight, ProxyBody, Release, RequestBody, UpBody};
-use super::client::{is_idempotent, H1Conn, RawHeads, UpIo};
+use super::client::{is_idempotent, H1Conn, UpIo};
 use super::error::ProxyError;
 use super::headers::{forwarded_for, is_upgrade, strip_hop_by_hop, Forwarding, RequestHeaders};
+use super::response_head::RawHeads;
 use crate::activity::Activity;
 use crate::ctx::{ClusterRt, WorkerCtx};
 use crate::pool::Sender;
