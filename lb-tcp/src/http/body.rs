@@ -138,8 +138,9 @@ impl ProxyBody {
         self.in_flight = Some(guard);
     }
 
-    /// The backend's header lines, when they came unparsed (an HTTP/1.1 backend, asked for
-    /// them by `ConnInfo::raw_heads`); the response's map then holds only what lbd added.
+    /// The backend's fields, when they came already encoded for the client (an HTTP/1.1
+    /// backend, asked for them by `ConnInfo::raw_heads`); the response's map then holds only
+    /// what lbd added.
     pub fn take_fields(&mut self) -> Option<RawFields> {
         match &mut self.kind {
             Kind::Upstream { inner: UpBody::H1(b), .. } => b.take_fields(),

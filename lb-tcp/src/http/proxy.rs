@@ -54,10 +54,10 @@ pub struct ConnInfo {
     timer: TimerSlot,
     /// Whether this connection reuses one request timer (one request at a time: HTTP/1.1).
     reuse_timer: bool,
-    /// Whether responses from HTTP/1.1 backends keep their headers unparsed, encoded for the
+    /// Whether responses from HTTP/1.1 backends keep their fields unparsed, encoded for the
     /// client ([`ProxyBody::take_fields`]): set by lbd's own HTTP/1.1 loop while it serves the
-    /// connection (cleared when it hands the connection to hyper) and by the HTTP/2 server, the
-    /// two writers of them.
+    /// connection (cleared when it hands the connection to hyper), by the HTTP/2 server and by
+    /// the HTTP/3 one (lb-quic), the three writers of them.
     raw_heads: Cell<RawHeads>,
 }
 
@@ -474,8 +474,9 @@ fn send<'a>(
 ) -> impl Future<Output = SendResult> + 'a {
     async move {
         let timeout = cluster.cfg.request_timeout;
-        // lbd's own HTTP/1.1 loop, the one taker of unparsed headers, hands upgrades to hyper's
-        // server: an upgrade's response always has its map.
+        // Unparsed fields skip `strip_hop_by_hop`'s handling of an upgrade. The upgrades lbd
+        // tunnels come from HTTP/1.1 clients, whose connection lbd's own loop hands to hyper's
+        // server first (`RawHeads::No`): their responses keep the map.
         let raw = conn.raw_heads.get();
         // A request that could not be sent again (not idempotent, or its body will be consumed)
         // gets a connection checked for a close by the backend.
