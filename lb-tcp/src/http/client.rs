@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 use super::body::{BoxError, RequestBody};
 use super::error::ProxyError;
-use super::headers::Forwarding;
+use super::headers::{put_line, Forwarding};
 use super::response_head::{parse_head, Chunk, Framing, Parsed, RawFields, RawHeads};
 
 /// Largest response head read (status line and headers).
@@ -260,9 +260,9 @@ impl H1Conn {
                 // already got one from lbd when its body was first read).
                 continue;
             }
-            put_header(w, name, value.as_bytes());
+            put_line(w, name.as_str().as_bytes(), value.as_bytes());
         }
-        fwd.each(|name, value| put_header(w, name, value));
+        fwd.each(|name, value| put_line(w, name.as_str().as_bytes(), value));
         let body = req.body();
         let framing = match length {
             Some(n) => ReqFraming::Length(n),
@@ -466,13 +466,6 @@ impl H1Conn {
     pub fn into_upgraded(self) -> (UpIo, BytesMut) {
         (self.io, self.buf)
     }
-}
-
-fn put_header(w: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
-    w.extend_from_slice(name.as_str().as_bytes());
-    w.extend_from_slice(b": ");
-    w.extend_from_slice(value);
-    w.extend_from_slice(b"\r\n");
 }
 
 /// Methods a client may repeat (RFC 9110 §9.2.2).

@@ -33,7 +33,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::body::{ProxyBody, RequestBody};
-use super::headers::{date, known_name, list_tokens};
+use super::headers::{date, known_name, list_tokens, put_line};
 use super::proxy::{handle, ConnInfo};
 use super::response_head::RawHeads;
 use crate::ctx::WorkerCtx;
@@ -324,10 +324,10 @@ async fn write_response<I: AsyncWrite + Unpin>(
             close |= list_tokens(value.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
             continue;
         }
-        put(w, name.as_str().as_bytes(), value.as_bytes());
+        put_line(w, name.as_str().as_bytes(), value.as_bytes());
     }
     if !has_date {
-        put(w, b"date", date().as_bytes());
+        put_line(w, b"date", date().as_bytes());
     }
     // The body's exact size is its `Content-Length` when it has one: the client framed it by that.
     let length = body.size_hint().exact();
@@ -406,13 +406,6 @@ async fn write_response<I: AsyncWrite + Unpin>(
     io.flush().await?;
     // A body shorter than its length leaves the client waiting for the rest: only a close ends it.
     Ok(close || length.is_some_and(|n| sent != n))
-}
-
-fn put(w: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    w.extend_from_slice(name);
-    w.extend_from_slice(b": ");
-    w.extend_from_slice(value);
-    w.extend_from_slice(b"\r\n");
 }
 
 /// The rest of the connection on hyper's server, from the bytes in `buf`.

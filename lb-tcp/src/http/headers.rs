@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-static HOP_BY_HOP: [HeaderName; 7] = [
+pub(super) static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -188,6 +188,14 @@ pub fn known_name(name: &[u8]) -> Option<HeaderName> {
         b"X-Request-Id" | b"x-request-id" => X_REQUEST_ID.clone(),
         _ => return None,
     })
+}
+
+/// Appends the HTTP/1.1 field line `name: value\r\n` to `w`.
+pub fn put_line(w: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    w.extend_from_slice(name);
+    w.extend_from_slice(b": ");
+    w.extend_from_slice(value);
+    w.extend_from_slice(b"\r\n");
 }
 
 /// The comma-separated elements of a list-valued field (`Connection`, `Transfer-Encoding`), trimmed.
